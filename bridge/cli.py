@@ -1,0 +1,162 @@
+"""``bridge`` command line: serve the bridge, emulate a caller, print the settings table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from bridge.settings import Settings, SettingsError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge import logs
+    from bridge.app import create_app
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logs.configure(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=False,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+def fetch_stream_parameters(webhook_url: str, call_sid: str, caller: str, callee: str) -> dict[str, str]:
+    """POST the voice webhook like Twilio and return the <Parameter>s of its <Stream>."""
+    body = urllib.parse.urlencode({"CallSid": call_sid, "From": caller, "To": callee}).encode()
+    request = urllib.request.Request(webhook_url, data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        root = ET.fromstring(response.read())
+    stream = root.find("./Connect/Stream")
+    if stream is None:
+        raise RuntimeError("webhook answered without <Connect><Stream>: " + ET.tostring(root).decode())
+    return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+
+
+def default_webhook(stream_url: str) -> str:
+    parts = urllib.parse.urlsplit(stream_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urllib.parse.urlunsplit((scheme, parts.netloc, "/twiml", "", ""))
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from pipeline.audio import AudioSpec, Converter, ULAW_8K, PCM16_8K
+    from pipeline.wav import read_wav, write_wav
+    from transports.twilio.emulator import FakeTwilio, new_sid
+
+    pcm, rate_hz = read_wav(args.wav)
+    converter = Converter(AudioSpec("pcm16", rate_hz), ULAW_8K)
+    question = converter.process(pcm) + converter.flush()
+    call_sid = new_sid("CA")
+    params: dict[str, str] = {}
+    webhook = args.webhook or default_webhook(args.url)
+    try:
+        params = fetch_stream_parameters(webhook, call_sid, args.caller, args.callee)
+    except Exception as exc:
+        print(f"note: webhook {webhook} not used ({exc})", file=sys.stderr)
+    peer = FakeTwilio(args.url, call_sid=call_sid, params=params)
+    await peer.connect()
+    t0 = time.monotonic()
+    await peer.begin()
+    await peer.silence(args.lead_silence_ms)
+    for digit in args.dtmf or "":
+        await peer.send_dtmf(digit)
+    await peer.stream(question)
+    spoke_at = time.monotonic()
+    sender = asyncio.create_task(peer.silence(int(args.timeout_s * 1000)))
+    try:
+        await peer.wait_quiet(quiet_s=args.quiet_s, timeout_s=args.timeout_s)
+    except TimeoutError:
+        print("warning: no complete reply before the timeout", file=sys.stderr)
+    sender.cancel()
+    if not peer.is_closed:
+        await peer.send_stop()
+    await peer.close()
+    decoder = Converter(ULAW_8K, PCM16_8K)
+    write_wav(args.out, decoder.process(bytes(peer.played)), 8000)
+    first = next((t for t in peer.timeline.media_times if t >= spoke_at), None)
+    summary = {
+        "call_sid": call_sid,
+        "sent_ms": len(question) // 8,
+        "heard_ms": len(peer.played) // 8,
+        "first_reply_after_speech_ms": round((first - spoke_at) * 1000) if first else None,
+        "marks_echoed": len(peer.timeline.echoed_marks),
+        "clears": len(peer.timeline.clears),
+        "close_code": peer.close_code,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "out": args.out,
+    }
+    print(json.dumps(summary))
+    return 0 if peer.played else 1
+
+
+def _settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(Settings.markdown_table())
+        return 0
+    try:
+        print(json.dumps(Settings.from_env().redacted(), indent=2))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the voice bridge")
+    serve.add_argument("--host", help="listen address (default BRIDGE_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default BRIDGE_PORT)")
+    serve.set_defaults(func=_serve)
+
+    call = sub.add_parser("call", help="emulate a Twilio phone call against /stream")
+    call.add_argument("--url", default="ws://127.0.0.1:8080/stream")
+    call.add_argument("--wav", required=True, help="what the caller says (16-bit WAV)")
+    call.add_argument("--out", required=True, help="WAV file for what the caller heard")
+    call.add_argument("--webhook", help="voice webhook to fetch TwiML from (default /twiml)")
+    call.add_argument("--caller", default="+15550001111")
+    call.add_argument("--callee", default="+15550002222")
+    call.add_argument("--dtmf", help="digits to press before speaking")
+    call.add_argument("--lead-silence-ms", type=int, default=1000)
+    call.add_argument("--quiet-s", type=float, default=1.5, help="silence that ends the reply")
+    call.add_argument("--timeout-s", type=float, default=30.0)
+    call.set_defaults(func=lambda a: asyncio.run(_call(a)))
+
+    show = sub.add_parser("settings", help="print the effective settings")
+    show.add_argument("--markdown", action="store_true", help="the README table of all settings")
+    show.set_defaults(func=_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

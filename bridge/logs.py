@@ -1,0 +1,59 @@
+"""Structured logging: one JSON object per line with call_id, transport and turn_id.
+
+Audio and secrets never reach a log line: nothing in the code logs payloads, and phone
+numbers pass through :func:`mask_phone` first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+CONTEXT_KEYS = ("call_id", "transport", "turn_id")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in CONTEXT_KEYS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(
+            f"{key}={getattr(record, key)}" for key in CONTEXT_KEYS if getattr(record, key, None)
+        )
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = f"{line} [{context}]" if context else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def mask_phone(number: str) -> str:
+    """Keep the last 4 digits of a phone number: enough to tell calls apart in logs."""
+    if not number:
+        return ""
+    return "*" * max(0, len(number) - 4) + number[-4:]

@@ -1,0 +1,193 @@
+"""One settings object, read from the environment (and an optional ``.env``), validated once.
+
+Every setting is declared once below with its variable name, default, bounds and a one-line
+description; parsing, validation errors and the README table (``bridge settings --markdown``)
+all come from that declaration, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """Raised with every problem found, one per line, so an operator fixes them in one go."""
+
+
+def _setting(
+    env: str,
+    default: Any,
+    doc: str,
+    *,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    aliases: tuple[str, ...] = (),
+    secret: bool = False,
+) -> Any:
+    meta = {
+        "env": env,
+        "doc": doc,
+        "min": min_value,
+        "max": max_value,
+        "choices": choices,
+        "aliases": aliases,
+        "secret": secret,
+    }
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("BRIDGE_HOST", "0.0.0.0", "Interface the server listens on.")
+    port: int = _setting("BRIDGE_PORT", 8080, "TCP port.", min_value=1, max_value=65535)
+    public_host: str = _setting(
+        "BRIDGE_PUBLIC_HOST",
+        "",
+        "Public host name Twilio reaches (e.g. `voice.example.com`); used for the `wss://` "
+        "stream URL. Empty: taken from the request (forwarded headers when trusted).",
+    )
+    agent: str = _setting(
+        "BRIDGE_AGENT", "echo", "Voice agent behind every call.", choices=("echo",)
+    )
+    log_level: str = _setting(
+        "BRIDGE_LOG_LEVEL",
+        "INFO",
+        "Log level.",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
+    log_format: str = _setting(
+        "BRIDGE_LOG_FORMAT", "json", "`json` (one object per line) or `text`.", choices=("json", "text")
+    )
+    vad_silence_ms: int = _setting(
+        "BRIDGE_VAD_SILENCE_MS",
+        500,
+        "Trailing silence that ends a caller's turn (phone calls).",
+        min_value=200,
+        max_value=3000,
+    )
+    vad_start_ms: int = _setting(
+        "BRIDGE_VAD_START_MS",
+        200,
+        "Continuous speech needed to open a turn (and to barge in).",
+        min_value=60,
+        max_value=1000,
+    )
+    vad_mode: int = _setting(
+        "BRIDGE_VAD_MODE", 2, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict).", min_value=0, max_value=3
+    )
+    max_turn_ms: int = _setting(
+        "BRIDGE_MAX_TURN_MS", 30_000, "Longest user turn before it is committed anyway.", min_value=1000, max_value=120_000
+    )
+    twilio_chunk_ms: int = _setting(
+        "BRIDGE_TWILIO_CHUNK_MS", 40, "Outbound μ-law chunk per `media` message.", min_value=20, max_value=100
+    )
+    twilio_lead_ms: int = _setting(
+        "BRIDGE_TWILIO_LEAD_MS",
+        400,
+        "How far ahead of real time audio is sent to Twilio.",
+        min_value=100,
+        max_value=2000,
+    )
+    start_timeout_s: float = _setting(
+        "BRIDGE_START_TIMEOUT_S", 5.0, "Time a new stream has to send `start`.", min_value=0.5, max_value=60
+    )
+    max_message_bytes: int = _setting(
+        "BRIDGE_MAX_MESSAGE_BYTES", 65536, "Largest inbound WebSocket message (larger closes 1009).", min_value=1024, max_value=1 << 20
+    )
+    trust_forwarded: bool = _setting(
+        "BRIDGE_TRUST_FORWARDED",
+        False,
+        "Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from the reverse proxy in front of us.",
+    )
+
+    @classmethod
+    def fields(cls) -> tuple[dataclasses.Field[Any], ...]:
+        return dataclasses.fields(cls)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+    ) -> Settings:
+        """Read the environment, with ``.env`` values as fallbacks; raise on any bad value."""
+        env: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        env.update(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in cls.fields():
+            meta = f.metadata
+            raw = next((env[n] for n in (meta["env"], *meta["aliases"]) if n in env), None)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _parse(f, raw.strip())
+            except ValueError as exc:
+                problems.append(f"{meta['env']}: {exc}")
+        if problems:
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+        return cls(**values)
+
+    @classmethod
+    def markdown_table(cls) -> str:
+        rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+        for f in cls.fields():
+            meta = f.metadata
+            names = " / ".join(f"`{n}`" for n in (meta["env"], *meta["aliases"]))
+            default = "*(empty)*" if f.default in ("", None) else f"`{f.default}`"
+            extra = []
+            if meta["choices"]:
+                extra.append("one of " + ", ".join(f"`{c}`" for c in meta["choices"]))
+            if meta["min"] is not None:
+                extra.append(f"{_num(meta['min'])}–{_num(meta['max'])}")
+            doc = meta["doc"] + (f" ({'; '.join(extra)})" if extra else "")
+            rows.append(f"| {names} | {default} | {doc} |")
+        return "\n".join(rows)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked, for logs and diagnostics."""
+        out: dict[str, Any] = {}
+        for f in self.fields():
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata["secret"] and value else value
+        return out
+
+
+def _num(value: float | None) -> str:
+    return f"{value:,.0f}".replace(",", " ") if value is not None and value == int(value) else f"{value}"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    meta = f.metadata
+    kind = type(f.default)
+    value: Any
+    if kind is bool:
+        low = raw.lower()
+        if low not in _TRUE | _FALSE:
+            raise ValueError(f"expected true/false, got {raw!r}")
+        value = low in _TRUE
+    elif kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        lo, hi = meta["min"], meta["max"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{value} is outside {_num(lo)}–{_num(hi)}")
+    else:
+        value = raw
+        if meta["choices"] and value not in meta["choices"]:
+            raise ValueError(f"{value!r} is not one of {', '.join(meta['choices'])}")
+    return value

@@ -1,0 +1,72 @@
+"""The registry of live calls, and the one place where a call gets its agent and session."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from bridge.logs import mask_phone
+from pipeline.agents.base import AgentFactory, CallInfo
+from pipeline.ports import CallPort
+from pipeline.session import CallSession, SessionConfig, SessionObserver
+from transports.base import AgentUnavailable, CallRequest, Rejected
+
+log = logging.getLogger("bridge.switchboard")
+
+
+class Switchboard:
+    """Implements :class:`transports.base.SessionOpener` for every transport."""
+
+    def __init__(
+        self,
+        factory: AgentFactory,
+        session_configs: dict[str, SessionConfig],
+        observer: SessionObserver | None = None,
+    ) -> None:
+        self.factory = factory
+        self._configs = session_configs
+        self._observer = observer
+        self._live: dict[str, dict[str, CallSession]] = defaultdict(dict)
+        self.calls_total: dict[str, int] = defaultdict(int)
+
+    def counts(self) -> dict[str, int]:
+        return {transport: len(calls) for transport, calls in self._live.items()}
+
+    def sessions(self) -> list[CallSession]:
+        return [s for calls in self._live.values() for s in calls.values()]
+
+    async def open(self, request: CallRequest, port: CallPort) -> CallSession:
+        live = self._live[request.transport]
+        if request.identity in live:
+            raise Rejected(1008, "a live session already exists for this call")
+        call = CallInfo(
+            call_id=request.call_id,
+            transport=request.transport,
+            native_in=CallSession.native_spec(port.wire_in),
+            caller=mask_phone(request.caller),
+            callee=request.callee,
+            params=dict(request.params),
+        )
+        try:
+            agent = self.factory.create(call)
+        except Exception as exc:
+            raise AgentUnavailable(f"{self.factory.name} agent could not be created: {exc!r}") from exc
+        config = self._configs.get(request.transport, SessionConfig())
+        session = CallSession(call, port, agent, config, self._observer)
+        live[request.identity] = session
+        self.calls_total[request.transport] += 1
+        try:
+            await session.start()
+        except Exception as exc:
+            del live[request.identity]
+            await session.close("agent failed to start")
+            raise AgentUnavailable(f"{self.factory.name} agent failed to start: {exc!r}") from exc
+        session.log.info("call started caller=%s", call.caller)
+        return session
+
+    async def closed(self, session: CallSession, reason: str) -> None:
+        live = self._live[session.call.transport]
+        for identity, candidate in list(live.items()):
+            if candidate is session:
+                del live[identity]
+        await session.close(reason)

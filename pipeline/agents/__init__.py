@@ -1,0 +1,1 @@
+"""Voice agents behind the pipeline's one small seam (:mod:`pipeline.agents.base`)."""

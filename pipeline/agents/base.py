@@ -1,0 +1,103 @@
+"""The agent seam: one interface for cascaded (STT -> LLM -> TTS) and speech-to-speech agents.
+
+Two turn models share it:
+
+* ``detects_turns = False`` (cascaded, echo): the pipeline's endpointer finds each user turn
+  and calls :meth:`Agent.respond` with the whole utterance; the agent speaks through
+  :class:`AgentOutput` using the ``turn_id`` it was given.
+* ``detects_turns = True`` (speech-to-speech, e.g. OpenAI Realtime): the pipeline streams
+  every inbound frame to :meth:`Agent.feed`; the agent opens its own turns with
+  :meth:`AgentOutput.begin_turn` and reports barge-in with
+  :meth:`AgentOutput.user_speech_started`.
+
+Either way the pipeline owns playback: it paces audio, stamps it with turn ids, and on
+barge-in tells the agent how much of a turn the user actually heard (:meth:`Agent.interrupted`)
+so a transcript can be cut at what was heard, not at what was generated.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.audio import AudioSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What an agent may know about the call it serves."""
+
+    call_id: str
+    transport: str
+    #: native inbound audio at the pipeline edge (PCM16 at the endpointer rate)
+    native_in: AudioSpec
+    #: caller identity: a masked phone number, a device id
+    caller: str = ""
+    callee: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+class AgentOutput(Protocol):
+    """What an agent may do to its call. Implemented by :class:`CallSession`."""
+
+    def begin_turn(self) -> int:
+        """Open an agent-initiated response (greeting, speech-to-speech reply); returns its id."""
+        ...
+
+    async def audio(self, turn_id: int, pcm: bytes) -> None:
+        """Queue reply audio in the agent's ``output_spec``. Waits while the playout is full.
+
+        Audio for a turn that is no longer current (barged in) is dropped silently.
+        """
+
+    def end_turn(self, turn_id: int) -> None:
+        """No more audio for ``turn_id``."""
+
+    def user_speech_started(self) -> None:
+        """The agent's own turn detection heard the user start speaking (barge-in signal)."""
+
+    def transcript(self, turn_id: int, role: str, text: str) -> None:
+        """Report text for call records (user or assistant)."""
+
+    def hang_up(self, reason: str) -> None:
+        """End the call once everything queued so far has been heard."""
+
+
+class Agent(ABC):
+    """One agent instance serves one call."""
+
+    input_spec: AudioSpec
+    output_spec: AudioSpec
+    detects_turns: bool = False
+
+    async def start(self, out: AgentOutput) -> None:  # noqa: B027 - optional hook
+        """Connect and optionally speak a greeting through ``out``."""
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:  # noqa: B027
+        """Answer one user utterance (``input_spec`` PCM). Cancelled on barge-in."""
+
+    def feed(self, audio: bytes) -> None:  # noqa: B027 - only for detects_turns agents
+        """Stream inbound audio (``input_spec``); must not block."""
+
+    def dtmf(self, digit: str, out: AgentOutput) -> None:  # noqa: B027
+        """A keypad digit from the caller."""
+
+    def interrupted(self, turn_id: int, heard_ms: float) -> None:  # noqa: B027
+        """Turn ``turn_id`` was cut off after ``heard_ms`` of it had been heard."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections; called exactly once when the call ends."""
+
+
+class AgentFactory(ABC):
+    """Process-wide: loads models once, then creates one :class:`Agent` per call."""
+
+    name: str
+
+    @abstractmethod
+    def create(self, call: CallInfo) -> Agent: ...
+
+    async def aclose(self) -> None:  # noqa: B027
+        """Release process-wide resources at shutdown."""

@@ -1,0 +1,148 @@
+"""Voice-activity endpointing: decides when a user turn starts and ends.
+
+WebRTC's VAD (``webrtcvad-wheels``) classifies 20 ms frames; an energy gate in front of it
+skips the classifier on near-silence, which is most of a phone call. The endpointer is a
+small synchronous state machine so the per-frame cost stays in microseconds and no task or
+queue is involved on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import webrtcvad
+
+from pipeline.g711 import rms_pcm16
+
+VAD_RATES_HZ = (8000, 16000, 32000, 48000)
+FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointerConfig:
+    """Tunables; the defaults suit telephone speech."""
+
+    silence_ms: int = 500
+    speech_start_ms: int = 200
+    preroll_ms: int = 300
+    max_turn_ms: int = 30_000
+    vad_mode: int = 2
+    energy_floor_rms: int = 120
+    trailing_keep_ms: int = 100
+
+
+class EndpointEvent(Enum):
+    SPEECH_STARTED = "speech_started"
+    TURN_ENDED = "turn_ended"
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """A finished utterance: PCM16 at the endpointer's rate, and whether it was forced."""
+
+    pcm16: bytes
+    rate_hz: int
+    speech_ms: int
+    forced: bool = False
+
+    @property
+    def duration_ms(self) -> float:
+        return len(self.pcm16) / 2 / self.rate_hz * 1000
+
+
+class Endpointer:
+    """Feeds PCM16 at ``rate_hz`` (one of :data:`VAD_RATES_HZ`); reports turn boundaries."""
+
+    def __init__(self, rate_hz: int, config: EndpointerConfig | None = None) -> None:
+        if rate_hz not in VAD_RATES_HZ:
+            raise ValueError(f"VAD needs one of {VAD_RATES_HZ} Hz, got {rate_hz}")
+        self.rate_hz = rate_hz
+        self.config = cfg = config or EndpointerConfig()
+        self._vad = webrtcvad.Vad(cfg.vad_mode)
+        self._frame_bytes = rate_hz * FRAME_MS // 1000 * 2
+        self._pending = bytearray()
+        self._preroll: deque[bytes] = deque(maxlen=max(1, cfg.preroll_ms // FRAME_MS))
+        self._utterance: list[bytes] = []
+        self._speaking = False
+        self._speech_run_ms = 0
+        self._silence_run_ms = 0
+        self._utterance_ms = 0
+        self._speech_ms = 0
+        self.frames_classified = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._speaking
+
+    def reset(self) -> None:
+        """Forget everything heard so far (e.g. while a half-duplex device is spoken to)."""
+        self._pending.clear()
+        self._preroll.clear()
+        self._utterance = []
+        self._speaking = False
+        self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
+
+    def _is_speech(self, frame: bytes) -> bool:
+        if rms_pcm16(frame) < self.config.energy_floor_rms:
+            return False
+        self.frames_classified += 1
+        return bool(self._vad.is_speech(frame, self.rate_hz))
+
+    def push(self, pcm16: bytes) -> list[EndpointEvent | UserTurn]:
+        """Feed audio; returns the events it caused, in order (usually none)."""
+        self._pending += pcm16
+        size = self._frame_bytes
+        if len(self._pending) < size:
+            return []
+        events: list[EndpointEvent | UserTurn] = []
+        n = len(self._pending) // size * size
+        block = bytes(self._pending[:n])
+        del self._pending[:n]
+        for i in range(0, n, size):
+            result = self._frame(block[i : i + size])
+            if result is not None:
+                events.append(result)
+        return events
+
+    def _frame(self, frame: bytes) -> EndpointEvent | UserTurn | None:
+        cfg = self.config
+        speech = self._is_speech(frame)
+        if not self._speaking:
+            self._preroll.append(frame)
+            self._speech_run_ms = self._speech_run_ms + FRAME_MS if speech else 0
+            if self._speech_run_ms < cfg.speech_start_ms:
+                return None
+            self._speaking = True
+            self._utterance = list(self._preroll)
+            self._preroll.clear()
+            self._utterance_ms = len(self._utterance) * FRAME_MS
+            self._speech_ms = self._speech_run_ms
+            self._silence_run_ms = 0
+            return EndpointEvent.SPEECH_STARTED
+        self._utterance.append(frame)
+        self._utterance_ms += FRAME_MS
+        if speech:
+            self._speech_ms += FRAME_MS
+            self._silence_run_ms = 0
+        else:
+            self._silence_run_ms += FRAME_MS
+        if self._silence_run_ms >= cfg.silence_ms:
+            return self._finish(forced=False)
+        if self._utterance_ms >= cfg.max_turn_ms:
+            return self._finish(forced=True)
+        return None
+
+    def force_end(self) -> UserTurn | None:
+        """End the current utterance now (an explicit end-of-speech from the device)."""
+        return self._finish(forced=True) if self._speaking else None
+
+    def _finish(self, forced: bool) -> UserTurn:
+        drop_frames = max(0, self._silence_run_ms - self.config.trailing_keep_ms) // FRAME_MS
+        frames = self._utterance[: len(self._utterance) - drop_frames]
+        turn = UserTurn(b"".join(frames), self.rate_hz, self._speech_ms, forced)
+        self._utterance = []
+        self._speaking = False
+        self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
+        return turn

@@ -1,0 +1,193 @@
+"""Paced, turn-stamped outbound audio for one call.
+
+Agent audio is converted once (agent format -> wire format), cut into ``chunk_ms`` chunks
+and queued. A single pacer task per call sends the queue to the transport a bounded lead
+ahead of real time: enough to ride out jitter, small enough that barge-in stops playback
+quickly and a device's keepalives never wait behind seconds of audio. The pacer wakes in
+batches (it tops the lead up, then sleeps until half of it has played), so a call that is
+speaking costs a few wake-ups per second, not one per chunk.
+
+Every queued item carries its turn id. Cancelling a turn drops its queued audio and any
+late audio that still arrives for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from pipeline.audio import AudioSpec, Converter, Reframer
+from pipeline.ports import CallPort
+
+_AUDIO: Final = 0
+_END: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutConfig:
+    #: most audio queued ahead of the pacer before agent writes wait (memory bound per call)
+    max_queue_ms: int = 2_000
+    #: hard cap on audio the far end has not confirmed (Twilio marks); the spec allows 2 s
+    max_unacked_ms: int = 2_000
+
+
+class Playout:
+    def __init__(
+        self,
+        port: CallPort,
+        agent_out: AudioSpec,
+        config: PlayoutConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_first_audio: Callable[[int], None] | None = None,
+    ) -> None:
+        self._port = port
+        self._cfg = config or PlayoutConfig()
+        self._clock = clock
+        self._on_first_audio = on_first_audio
+        self._converter = Converter(agent_out, port.wire_out)
+        self._wire = port.wire_out
+        self._chunk_ms = port.chunk_ms
+        self._reframer = Reframer(port.wire_out.bytes_for_ms(port.chunk_ms))
+        self._queue: deque[tuple[int, int, bytes, float]] = deque()
+        self._queued_ms = 0.0
+        self._live: set[int] = set()
+        self._opened: set[int] = set()
+        self._writing_turn: int | None = None
+        self._play_end_s = 0.0
+        self._wake = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.chunks_sent = 0
+        self.chunks_dropped = 0
+
+    # -- producer side (agent) -------------------------------------------------------------
+
+    def open_turn(self, turn_id: int) -> None:
+        self._live.add(turn_id)
+
+    def is_live(self, turn_id: int) -> bool:
+        return turn_id in self._live
+
+    async def audio(self, turn_id: int, pcm: bytes) -> None:
+        """Queue agent audio for ``turn_id``; waits while the queue holds ``max_queue_ms``."""
+        while self._queued_ms >= self._cfg.max_queue_ms and turn_id in self._live:
+            self._space.clear()
+            await self._space.wait()
+        if turn_id not in self._live:
+            return
+        self._switch_turn(turn_id)
+        wire = self._converter.process(pcm)
+        for chunk in self._reframer.push(wire):
+            self._enqueue(_AUDIO, turn_id, chunk)
+
+    def end_turn(self, turn_id: int, ok: bool = True) -> None:
+        """Flush the tail of ``turn_id`` and queue its end marker."""
+        if turn_id not in self._live:
+            return
+        if self._writing_turn == turn_id:
+            tail = self._reframer.push(self._converter.flush())
+            rest = self._reframer.take_rest()
+            for chunk in tail:
+                self._enqueue(_AUDIO, turn_id, chunk)
+            if rest:
+                self._enqueue(_AUDIO, turn_id, rest)
+            self._writing_turn = None
+        self._queue.append((_END, turn_id, b"", 1.0 if ok else 0.0))
+        self._kick()
+
+    def cancel(self, turn_id: int) -> int:
+        """Drop everything queued for ``turn_id``; returns the number of chunks dropped."""
+        self._live.discard(turn_id)
+        if self._writing_turn == turn_id:
+            self._converter.reset()
+            self._reframer.take_rest()
+            self._writing_turn = None
+        kept = deque(item for item in self._queue if item[1] != turn_id)
+        dropped = sum(1 for item in self._queue if item[1] == turn_id and item[0] == _AUDIO)
+        self._queue = kept
+        self._queued_ms = sum(item[3] for item in kept if item[0] == _AUDIO)
+        self.chunks_dropped += dropped
+        self._opened.discard(turn_id)
+        self._space.set()
+        self._kick()
+        return dropped
+
+    def has_pending(self, turn_id: int | None = None) -> bool:
+        if turn_id is None:
+            return bool(self._queue)
+        return any(item[1] == turn_id for item in self._queue)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def backlog_ms(self) -> float:
+        """Our own clock's estimate of sent-but-unplayed audio."""
+        return max(0.0, (self._play_end_s - self._clock()) * 1000)
+
+    def _switch_turn(self, turn_id: int) -> None:
+        if self._writing_turn not in (None, turn_id):
+            # A previous turn ended without end_turn (should not happen): start clean.
+            self._converter.reset()
+            self._reframer.take_rest()
+        self._writing_turn = turn_id
+
+    def _enqueue(self, kind: int, turn_id: int, chunk: bytes) -> None:
+        duration_ms = self._wire.duration_ms(len(chunk))
+        self._queue.append((kind, turn_id, chunk, duration_ms))
+        self._queued_ms += duration_ms
+        self._kick()
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    # -- consumer side (pacer task) --------------------------------------------------------
+
+    async def run(self) -> None:
+        """The pacer: the only code that sends call audio to the transport."""
+        port = self._port
+        lead_ms = port.lead_ms
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            kind, turn_id, chunk, value = self._queue[0]
+            if kind == _END:
+                self._queue.popleft()
+                had_audio = turn_id in self._opened
+                self._opened.discard(turn_id)
+                self._live.discard(turn_id)
+                await port.end_response(turn_id, had_audio=had_audio, ok=value > 0)
+                continue
+            if turn_id not in self._live:
+                self._queue.popleft()
+                self._queued_ms -= value
+                self.chunks_dropped += 1
+                continue
+            backlog_ms = self.backlog_ms()
+            if backlog_ms >= lead_ms or port.unacked_ms() >= self._cfg.max_unacked_ms:
+                await asyncio.sleep(max(backlog_ms - lead_ms / 2, self._chunk_ms / 2) / 1000)
+                continue
+            self._queue.popleft()
+            self._queued_ms -= value
+            if self._queued_ms < self._cfg.max_queue_ms:
+                self._space.set()
+            if turn_id not in self._opened:
+                self._opened.add(turn_id)
+                await port.begin_response(turn_id)
+                if self._on_first_audio is not None:
+                    self._on_first_audio(turn_id)
+            if turn_id not in self._live:  # cancelled while begin_response waited
+                self.chunks_dropped += 1
+                continue
+            await port.send_audio(turn_id, chunk, value)
+            self.chunks_sent += 1
+            self._play_end_s = max(self._play_end_s, self._clock()) + value / 1000

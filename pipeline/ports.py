@@ -1,0 +1,57 @@
+"""The contract between a transport adapter and the transport-agnostic :class:`CallSession`.
+
+A transport implements :class:`CallPort` for one call. Every method is called from the
+session's single playout path in order, so a transport never sees interleaved writes from the
+pipeline; the adapter itself still serialises its own control frames with the same lock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pipeline.audio import AudioSpec
+
+
+class CallPort(Protocol):
+    """What the far end of one call looks like to the pipeline."""
+
+    #: short transport name for logs and metrics ("twilio", "esp32")
+    transport: str
+    #: format of the audio the transport hands to :meth:`CallSession.push_audio`
+    wire_in: AudioSpec
+    #: format :meth:`send_audio` expects
+    wire_out: AudioSpec
+    #: duration of each outbound chunk (the last chunk of a response may be shorter)
+    chunk_ms: int
+    #: how far ahead of real time the playout may send
+    lead_ms: int
+
+    async def commit_user_turn(self, turn_id: int) -> None:
+        """The pipeline decided the user finished speaking; a response (or error) follows."""
+
+    async def begin_response(self, turn_id: int) -> None:
+        """First audio of ``turn_id`` is ready. May wait (e.g. a device's listen hold)."""
+
+    async def send_audio(self, turn_id: int, chunk: bytes, duration_ms: float) -> None:
+        """Send one chunk in :attr:`wire_out` format. May wait on back-pressure."""
+
+    async def end_response(self, turn_id: int, *, had_audio: bool, ok: bool) -> None:
+        """No more audio for ``turn_id``; ``ok`` is False when the turn failed."""
+
+    async def interrupt(self, turn_id: int) -> float:
+        """Stop the far end playing ``turn_id`` now; return how many ms of it were heard."""
+        ...
+
+    def is_playing(self) -> bool:
+        """True while sent audio may still be unplayed at the far end."""
+        ...
+
+    def unacked_ms(self) -> float:
+        """Audio sent but not yet confirmed played (the playout's hard cap uses this)."""
+        ...
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until the far end has played everything sent."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """End the call from our side (after the goodbye has played)."""

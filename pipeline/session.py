@@ -1,0 +1,339 @@
+"""One call, whatever the wire: turn-taking, barge-in and audio flow around one agent.
+
+The transport adapter owns the socket and calls, from its receive loop:
+
+* :meth:`CallSession.push_audio` for every inbound audio message. It is synchronous and
+  cheap (decode, endpointer); it never waits on the agent. Rare consequences (a turn ends,
+  the user barges in) start a task, never one per frame.
+* :meth:`dtmf`, :meth:`end_of_speech`, :meth:`interrupt` for control messages.
+* :meth:`close` exactly once when the socket is gone, whatever the reason.
+
+The session owns the call's tasks (pacer, agent turns, hang-up) in one :class:`TaskSet`;
+closing the session cancels them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.agents.base import Agent, AgentOutput, CallInfo
+from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from pipeline.endpointing import (
+    VAD_RATES_HZ,
+    EndpointerConfig,
+    Endpointer,
+    EndpointEvent,
+    UserTurn,
+)
+from pipeline.playout import Playout, PlayoutConfig
+from pipeline.ports import CallPort
+from pipeline.tasks import TaskSet
+
+log = logging.getLogger("pipeline.session")
+
+#: extra time granted to the far end to confirm the goodbye, on top of what is unplayed
+DRAIN_GRACE_S = 2.0
+#: how long a goodbye may take to be generated and queued before we close anyway
+HANGUP_PLAYOUT_TIMEOUT_S = 30.0
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for the end-of-call summary line, metrics and call records."""
+
+    frames_in: int = 0
+    bytes_in: int = 0
+    user_turns: int = 0
+    agent_turns: int = 0
+    barge_ins: int = 0
+    agent_errors: int = 0
+    turn_latency_ms: list[float] = field(default_factory=list)
+
+
+class SessionObserver:
+    """Hooks for metrics and call records; the default does nothing."""
+
+    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+        pass
+
+    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
+        pass
+
+    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
+        pass
+
+    def on_agent_error(self, session: CallSession, kind: str) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
+    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+
+
+class CallSession(AgentOutput):
+    def __init__(
+        self,
+        call: CallInfo,
+        port: CallPort,
+        agent: Agent,
+        config: SessionConfig | None = None,
+        observer: SessionObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.call = call
+        self.port = port
+        self.agent = agent
+        self.config = cfg = config or SessionConfig()
+        self.observer = observer or SessionObserver()
+        self.stats = SessionStats()
+        self.started_at = clock()
+        self.end_reason = ""
+        self._clock = clock
+        self.log = logging.LoggerAdapter(
+            log, {"call_id": call.call_id, "transport": call.transport}
+        )
+        self._tasks = TaskSet(call.call_id, on_error=self._task_failed)
+        self._turn_seq = 0
+        self._current_turn: int | None = None
+        self._turn_task: asyncio.Task[Any] | None = None
+        self._turn_ended_at: dict[int, float] = {}
+        self._closing = False
+        self._hangup_reason: str | None = None
+        self._closed = asyncio.Event()
+        # inbound: wire -> PCM16 at a rate the endpointer accepts
+        vad_rate = port.wire_in.rate_hz if port.wire_in.rate_hz in VAD_RATES_HZ else 16000
+        self.vad_spec = AudioSpec("pcm16", vad_rate)
+        self._to_vad = Converter(port.wire_in, self.vad_spec)
+        self._endpointer = Endpointer(vad_rate, cfg.endpointer)
+        self._to_agent: Converter | None = None
+        if agent.detects_turns:
+            self._to_agent = Converter(port.wire_in, agent.input_spec)
+        self.playout = Playout(
+            port,
+            agent.output_spec,
+            cfg.playout,
+            clock=clock,
+            on_first_audio=self._first_audio,
+        )
+
+    @staticmethod
+    def native_spec(wire_in: AudioSpec) -> AudioSpec:
+        """The PCM16 format a session hands to non-streaming agents for ``wire_in``."""
+        rate = wire_in.rate_hz if wire_in.rate_hz in VAD_RATES_HZ else PCM16_16K.rate_hz
+        return AudioSpec("pcm16", rate)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the pacer and the agent (which may queue a greeting)."""
+        self._tasks.spawn(self.playout.run(), "pacer")
+        await self.agent.start(self)
+
+    async def close(self, reason: str) -> None:
+        """Tear down: cancel every task, close the agent, log one summary line. Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._closing = True
+        self.end_reason = self.end_reason or reason
+        await self._tasks.cancel_all()
+        try:
+            await asyncio.wait_for(self.agent.close(), timeout=1.0)
+        except Exception as exc:  # an agent failing to close must not break teardown
+            self.log.warning("agent close failed: %r", exc)
+        s = self.stats
+        self.log.info(
+            "call ended reason=%s duration_s=%.1f user_turns=%d agent_turns=%d barge_ins=%d "
+            "chunks_sent=%d chunks_dropped=%d agent_errors=%d",
+            self.end_reason,
+            self._clock() - self.started_at,
+            s.user_turns,
+            s.agent_turns,
+            s.barge_ins,
+            self.playout.chunks_sent,
+            self.playout.chunks_dropped,
+            s.agent_errors,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def task_count(self) -> int:
+        return len(self._tasks)
+
+    # -- inbound (called by the transport's receive loop) ----------------------------------
+
+    def push_audio(self, data: bytes) -> None:
+        """Inbound audio in ``port.wire_in`` format. Synchronous and cheap by design."""
+        if self._closing or not data:
+            return
+        self.stats.frames_in += 1
+        self.stats.bytes_in += len(data)
+        if self._to_agent is not None:
+            self.agent.feed(self._to_agent.process(data))
+            return
+        for event in self._endpointer.push(self._to_vad.process(data)):
+            if event is EndpointEvent.SPEECH_STARTED:
+                self._on_speech_started()
+            elif isinstance(event, UserTurn):
+                self._on_user_turn(event)
+
+    def reset_listening(self) -> None:
+        """Forget partial speech (a half-duplex device stopped listening)."""
+        self._endpointer.reset()
+
+    def end_of_speech(self) -> bool:
+        """Explicit end of user speech from the far end; True if a turn was committed."""
+        turn = self._endpointer.force_end()
+        if turn is None:
+            return False
+        self._on_user_turn(turn)
+        return True
+
+    def dtmf(self, digit: str) -> None:
+        self.agent.dtmf(digit, self)
+
+    def interrupt(self) -> None:
+        """The far end asked to stop the current reply (a toy's button)."""
+        self._spawn_barge_in()
+
+    @property
+    def responding(self) -> bool:
+        """True while a reply is being generated, queued or played."""
+        turn = self._current_turn
+        if turn is None:
+            return False
+        task_busy = self._turn_task is not None and not self._turn_task.done()
+        return (
+            task_busy
+            or self.playout.has_pending(turn)
+            or (self.playout.is_live(turn) and self.port.is_playing())
+        )
+
+    def _on_speech_started(self) -> None:
+        if self.responding:
+            self._spawn_barge_in()
+
+    def _on_user_turn(self, turn: UserTurn) -> None:
+        self.stats.user_turns += 1
+        turn_id = self._new_turn()
+        self._turn_ended_at[turn_id] = self._clock()
+        audio = turn.pcm16
+        if self.agent.input_spec != self.vad_spec:
+            converter = Converter(self.vad_spec, self.agent.input_spec)
+            audio = converter.process(audio) + converter.flush()
+        self._turn_task = self._tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
+
+    async def _run_turn(self, turn_id: int, utterance: bytes) -> None:
+        ok = True
+        try:
+            await self.port.commit_user_turn(turn_id)
+            await self.agent.respond(turn_id, utterance, self)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            ok = False
+            self.stats.agent_errors += 1
+            self.observer.on_agent_error(self, type(exc).__name__)
+            self.log.warning("agent turn %d failed: %r", turn_id, exc, extra={"turn_id": turn_id})
+        self.playout.end_turn(turn_id, ok=ok)
+
+    # -- barge-in --------------------------------------------------------------------------
+
+    def _spawn_barge_in(self) -> None:
+        turn = self._current_turn
+        if turn is None or self._closing:
+            return
+        # Stop generation and queued audio synchronously so nothing more is sent.
+        self._current_turn = None
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
+        self.playout.cancel(turn)
+        self._tasks.spawn(self._finish_barge_in(turn), f"barge{turn}")
+
+    async def _finish_barge_in(self, turn_id: int) -> None:
+        heard_ms = await self.port.interrupt(turn_id)
+        self.stats.barge_ins += 1
+        self.agent.interrupted(turn_id, heard_ms)
+        self.observer.on_barge_in(self, turn_id, heard_ms)
+        self.log.info("barge-in turn=%d heard_ms=%.0f", turn_id, heard_ms)
+
+    # -- AgentOutput -----------------------------------------------------------------------
+
+    def _new_turn(self) -> int:
+        self._turn_seq += 1
+        turn_id = self._turn_seq
+        previous = self._current_turn
+        if previous is not None and self.playout.is_live(previous):
+            # A new turn supersedes one still generating: finish the old one cleanly.
+            self.playout.end_turn(previous)
+        self._current_turn = turn_id
+        self.playout.open_turn(turn_id)
+        return turn_id
+
+    def begin_turn(self) -> int:
+        self.stats.agent_turns += 1
+        return self._new_turn()
+
+    async def audio(self, turn_id: int, pcm: bytes) -> None:
+        await self.playout.audio(turn_id, pcm)
+
+    def end_turn(self, turn_id: int) -> None:
+        self.playout.end_turn(turn_id)
+
+    def user_speech_started(self) -> None:
+        if self.responding:
+            self._spawn_barge_in()
+
+    def transcript(self, turn_id: int, role: str, text: str) -> None:
+        self.observer.on_transcript(self, turn_id, role, text)
+
+    def hang_up(self, reason: str) -> None:
+        if self._hangup_reason is not None or self._closing:
+            return
+        self._hangup_reason = reason
+        self._tasks.spawn(self._hang_up(reason), "hangup")
+
+    async def _hang_up(self, reason: str) -> None:
+        """Let the goodbye play out and be heard, then close with 1000."""
+        turn_task = self._turn_task
+        if turn_task is not None and turn_task is not asyncio.current_task():
+            await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.playout.wait_idle(), HANGUP_PLAYOUT_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning("goodbye did not finish playing in time")
+        await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
+        self.end_reason = reason
+        await self.port.close(1000, reason)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _first_audio(self, turn_id: int) -> None:
+        ended_at = self._turn_ended_at.pop(turn_id, None)
+        if ended_at is None:
+            return
+        latency_ms = (self._clock() - ended_at) * 1000
+        self.stats.turn_latency_ms.append(latency_ms)
+        self.observer.on_turn_latency(self, turn_id, latency_ms)
+
+    def _task_failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
+        self.log.error("task %s failed", task.get_name(), exc_info=exc)
+        self.end_reason = "error"
+        if not self._closing:
+            self._closing = True
+            asyncio.get_running_loop().call_soon(self._fail, exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """An unexpected error inside the call: close its socket with 1011."""
+        if self._closed.is_set():
+            return
+        self._tasks.spawn(self.port.close(1011, "internal error"), "fail-close")

@@ -1,0 +1,1 @@
+"""One adapter per wire protocol. Each has a sans-I/O ``protocol`` core and a thin ``adapter``."""
