@@ -35,6 +35,8 @@ class Timeline:
 
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     echoed_marks: list[str] = field(default_factory=list)
+    #: marks echoed because their audio played (not flushed by a clear)
+    played_marks: list[str] = field(default_factory=list)
     clears: list[float] = field(default_factory=list)
     media_times: list[float] = field(default_factory=list)
     non_text_frames: int = 0
@@ -281,6 +283,7 @@ class FakeTwilio:
                 continue
             kind, value = self._play_queue.popleft()
             if kind == "mark":
+                self.timeline.played_marks.append(value)
                 await self._echo(value)
                 continue
             self.played += value

@@ -1,0 +1,85 @@
+"""Fixtures: a real server per test, speech fixtures, and leak checks on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.app import create_app
+from bridge.settings import Settings
+from pipeline.agents.base import AgentFactory
+from pipeline.audio import ULAW_8K, AudioSpec, Converter
+from pipeline.wav import read_wav
+from tests.serverthread import ServerThread
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+MakeServer = Callable[..., ServerThread]
+
+
+def load_ulaw(name: str, gain: float = 1.0) -> bytes:
+    """A speech fixture as Twilio would send it: μ-law, 8 kHz."""
+    import numpy as np
+
+    pcm, rate_hz = read_wav(FIXTURES / name)
+    if gain != 1.0:
+        samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) * gain
+        pcm = samples.clip(-32768, 32767).astype(np.int16).tobytes()
+    converter = Converter(AudioSpec("pcm16", rate_hz), ULAW_8K)
+    return converter.process(pcm) + converter.flush()
+
+
+@pytest.fixture(scope="session")
+def hello_ulaw() -> bytes:
+    return load_ulaw("hello_16k.wav")
+
+
+@pytest.fixture(scope="session")
+def interrupt_ulaw() -> bytes:
+    return load_ulaw("interrupt_16k.wav")
+
+
+@pytest.fixture
+def make_server() -> Iterator[MakeServer]:
+    """Start servers with settings overrides (env-style names) and an optional agent factory.
+
+    On teardown every server must be clean: no session, connection or task left behind.
+    """
+    servers: list[ServerThread] = []
+
+    def make(factory: AgentFactory | None = None, **env: Any) -> ServerThread:
+        settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
+        server = ServerThread(create_app(settings, factory), settings.max_message_bytes).start()
+        servers.append(server)
+        return server
+
+    yield make
+    try:
+        for server in servers:
+            leaks = server.wait_clean()
+            assert leaks == {"tasks": [], "connections": 0, "sessions": 0}, leaks
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def server(make_server: MakeServer) -> ServerThread:
+    return make_server()
+
+
+@pytest.fixture(autouse=True)
+async def no_client_task_leaks() -> AsyncIterator[None]:
+    """The test's own loop must end with no task left running either."""
+    yield
+    current = asyncio.current_task()
+    for _ in range(50):
+        others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not others:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"test leaked tasks: {sorted(t.get_name() for t in others)}")

@@ -1,0 +1,43 @@
+"""Small helpers shared by the Twilio end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from tests.serverthread import ServerThread
+from transports.twilio.emulator import FakeTwilio
+
+SILENCE = b"\xff"
+
+
+async def open_call(server: ServerThread, begin: bool = True, **kwargs: Any) -> FakeTwilio:
+    peer = FakeTwilio(f"{server.ws}/stream", **kwargs)
+    await peer.connect()
+    if begin:
+        await peer.begin()
+    return peer
+
+
+async def say(peer: FakeTwilio, ulaw: bytes, lead_ms: int = 300, tail_ms: int = 800) -> bytes:
+    """Silence, the utterance, then enough silence to end the turn. Returns all that was sent."""
+    sent = SILENCE * (lead_ms * 8) + ulaw + SILENCE * (tail_ms * 8)
+    await peer.stream(sent)
+    return sent
+
+
+def media_payloads(peer: FakeTwilio) -> list[bytes]:
+    return [base64.b64decode(m["media"]["payload"]) for m in peer.outbound("media")]
+
+
+async def keep_talking_silence(peer: FakeTwilio, seconds: float) -> None:
+    """Twilio sends media during silence too; keep the line alive in the background."""
+    try:
+        await peer.silence(int(seconds * 1000))
+    except Exception:
+        pass
+
+
+def background(coro: Any) -> asyncio.Task[Any]:
+    return asyncio.create_task(coro)
