@@ -43,7 +43,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def fetch_stream_parameters(webhook_url: str, call_sid: str, caller: str, callee: str) -> dict[str, str]:
+def fetch_stream_parameters(
+    webhook_url: str, call_sid: str, caller: str, callee: str
+) -> dict[str, str]:
     """POST the voice webhook like Twilio and return the <Parameter>s of its <Stream>."""
     body = urllib.parse.urlencode({"CallSid": call_sid, "From": caller, "To": callee}).encode()
     request = urllib.request.Request(webhook_url, data=body, method="POST")
@@ -51,7 +53,9 @@ def fetch_stream_parameters(webhook_url: str, call_sid: str, caller: str, callee
         root = ET.fromstring(response.read())
     stream = root.find("./Connect/Stream")
     if stream is None:
-        raise RuntimeError("webhook answered without <Connect><Stream>: " + ET.tostring(root).decode())
+        raise RuntimeError(
+            "webhook answered without <Connect><Stream>: " + ET.tostring(root).decode()
+        )
     return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
 
 
@@ -62,7 +66,7 @@ def default_webhook(stream_url: str) -> str:
 
 
 async def _call(args: argparse.Namespace) -> int:
-    from pipeline.audio import AudioSpec, Converter, ULAW_8K, PCM16_8K
+    from pipeline.audio import PCM16_8K, ULAW_8K, AudioSpec, Converter
     from pipeline.wav import read_wav, write_wav
     from transports.twilio.emulator import FakeTwilio, new_sid
 

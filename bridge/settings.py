@@ -64,7 +64,10 @@ class Settings:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
     )
     log_format: str = _setting(
-        "BRIDGE_LOG_FORMAT", "json", "`json` (one object per line) or `text`.", choices=("json", "text")
+        "BRIDGE_LOG_FORMAT",
+        "json",
+        "`json` (one object per line) or `text`.",
+        choices=("json", "text"),
     )
     vad_silence_ms: int = _setting(
         "BRIDGE_VAD_SILENCE_MS",
@@ -81,13 +84,25 @@ class Settings:
         max_value=1000,
     )
     vad_mode: int = _setting(
-        "BRIDGE_VAD_MODE", 2, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict).", min_value=0, max_value=3
+        "BRIDGE_VAD_MODE",
+        2,
+        "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict).",
+        min_value=0,
+        max_value=3,
     )
     max_turn_ms: int = _setting(
-        "BRIDGE_MAX_TURN_MS", 30_000, "Longest user turn before it is committed anyway.", min_value=1000, max_value=120_000
+        "BRIDGE_MAX_TURN_MS",
+        30_000,
+        "Longest user turn before it is committed anyway.",
+        min_value=1000,
+        max_value=120_000,
     )
     twilio_chunk_ms: int = _setting(
-        "BRIDGE_TWILIO_CHUNK_MS", 40, "Outbound μ-law chunk per `media` message.", min_value=20, max_value=100
+        "BRIDGE_TWILIO_CHUNK_MS",
+        40,
+        "Outbound μ-law chunk per `media` message.",
+        min_value=20,
+        max_value=100,
     )
     twilio_lead_ms: int = _setting(
         "BRIDGE_TWILIO_LEAD_MS",
@@ -97,10 +112,18 @@ class Settings:
         max_value=2000,
     )
     start_timeout_s: float = _setting(
-        "BRIDGE_START_TIMEOUT_S", 5.0, "Time a new stream has to send `start`.", min_value=0.5, max_value=60
+        "BRIDGE_START_TIMEOUT_S",
+        5.0,
+        "Time a new stream has to send `start`.",
+        min_value=0.5,
+        max_value=60,
     )
     max_message_bytes: int = _setting(
-        "BRIDGE_MAX_MESSAGE_BYTES", 65536, "Largest inbound WebSocket message (larger closes 1009).", min_value=1024, max_value=1 << 20
+        "BRIDGE_MAX_MESSAGE_BYTES",
+        65536,
+        "Largest inbound WebSocket message (larger closes 1009).",
+        min_value=1024,
+        max_value=1 << 20,
     )
     trust_forwarded: bool = _setting(
         "BRIDGE_TRUST_FORWARDED",
@@ -162,7 +185,11 @@ class Settings:
 
 
 def _num(value: float | None) -> str:
-    return f"{value:,.0f}".replace(",", " ") if value is not None and value == int(value) else f"{value}"
+    return (
+        f"{value:,.0f}".replace(",", " ")
+        if value is not None and value == int(value)
+        else f"{value}"
+    )
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -171,7 +198,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
     meta = f.metadata
-    kind = type(f.default)
+    kind: Any = type(f.default)
     value: Any
     if kind is bool:
         low = raw.lower()

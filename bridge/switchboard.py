@@ -50,7 +50,9 @@ class Switchboard:
         try:
             agent = self.factory.create(call)
         except Exception as exc:
-            raise AgentUnavailable(f"{self.factory.name} agent could not be created: {exc!r}") from exc
+            raise AgentUnavailable(
+                f"{self.factory.name} agent could not be created: {exc!r}"
+            ) from exc
         config = self._configs.get(request.transport, SessionConfig())
         session = CallSession(call, port, agent, config, self._observer)
         live[request.identity] = session

@@ -25,8 +25,8 @@ from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
 from pipeline.endpointing import (
     VAD_RATES_HZ,
-    EndpointerConfig,
     Endpointer,
+    EndpointerConfig,
     EndpointEvent,
     UserTurn,
 )

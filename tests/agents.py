@@ -107,6 +107,3 @@ class Factory(AgentFactory):
         agent = self._build(call)
         self.agents.append(agent)
         return agent
-
-    def by_call(self, call_id: str) -> Agent:
-        return next(a for a in self.agents if getattr(a, "call", None) and a.call.call_id == call_id)  # type: ignore[attr-defined]

@@ -91,7 +91,9 @@ async def test_caller_hears_own_words_back_paced_and_well_formed(
     for _, frame in frames:
         assert frame["streamSid"] == peer.stream_sid
         if frame["event"] == "media":
-            assert set(frame) == {"event", "streamSid", "media"} and set(frame["media"]) == {"payload"}
+            assert set(frame) == {"event", "streamSid", "media"} and set(frame["media"]) == {
+                "payload"
+            }
         else:
             assert frame["event"] == "mark" and set(frame) == {"event", "streamSid", "mark"}
     payloads = media_payloads(peer)
@@ -110,7 +112,9 @@ async def test_caller_hears_own_words_back_paced_and_well_formed(
     assert max(len(payloads) - len(peer.timeline.echoed_marks), 0) * CHUNK_MS <= 2000
 
 
-async def test_unacknowledged_audio_never_exceeds_two_seconds(make_server: MakeServer, hello_ulaw: bytes) -> None:
+async def test_unacknowledged_audio_never_exceeds_two_seconds(
+    make_server: MakeServer, hello_ulaw: bytes
+) -> None:
     """An agent that produces 30 s at once is still paced by the marks and the clock."""
     factory = tone_factory(reply_ms=30_000)
     server = make_server(factory, BRIDGE_TWILIO_LEAD_MS=2000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from typing import Any
 
 from tests.serverthread import ServerThread
@@ -33,10 +34,8 @@ def media_payloads(peer: FakeTwilio) -> list[bytes]:
 
 async def keep_talking_silence(peer: FakeTwilio, seconds: float) -> None:
     """Twilio sends media during silence too; keep the line alive in the background."""
-    try:
+    with contextlib.suppress(Exception):
         await peer.silence(int(seconds * 1000))
-    except Exception:
-        pass
 
 
 def background(coro: Any) -> asyncio.Task[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import time
@@ -262,7 +263,7 @@ class FakeTwilio:
 
     async def _echo(self, name: str) -> None:
         self.timeline.echoed_marks.append(name)
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await self.send_json(
                 {
                     "event": "mark",
@@ -271,8 +272,6 @@ class FakeTwilio:
                     "mark": {"name": name},
                 }
             )
-        except ConnectionClosed:
-            pass
 
     async def _player(self) -> None:
         """Plays queued audio at real time; a mark is echoed when everything before it played."""
@@ -290,7 +289,5 @@ class FakeTwilio:
             if not self.realtime_playback:
                 continue
             self._cleared.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._cleared.wait(), len(value) / ULAW_BYTES_PER_MS / 1000)
-            except TimeoutError:
-                pass
