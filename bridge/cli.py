@@ -34,6 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=host,
         port=port,
+        ws=settings.uvicorn_ws,
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,
         log_config=None,

@@ -125,11 +125,25 @@ class Settings:
         min_value=1024,
         max_value=1 << 20,
     )
+    ws_impl: str = _setting(
+        "BRIDGE_WS_IMPL",
+        "batched",
+        "WebSocket implementation: `batched` (uvicorn's sans-I/O one with batched flow "
+        "control, see bridge/wsprotocol.py) or uvicorn's stock ones.",
+        choices=("batched", "websockets-sansio", "websockets"),
+    )
     trust_forwarded: bool = _setting(
         "BRIDGE_TRUST_FORWARDED",
         False,
         "Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from the reverse proxy in front of us.",
     )
+
+    @property
+    def uvicorn_ws(self) -> str:
+        """The ``ws`` argument for uvicorn."""
+        if self.ws_impl == "batched":
+            return "bridge.wsprotocol:BatchedWebSocketProtocol"
+        return self.ws_impl
 
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field[Any], ...]:

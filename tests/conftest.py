@@ -53,7 +53,7 @@ def make_server() -> Iterator[MakeServer]:
 
     def make(factory: AgentFactory | None = None, **env: Any) -> ServerThread:
         settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
-        server = ServerThread(create_app(settings, factory), settings.max_message_bytes).start()
+        server = ServerThread(create_app(settings, factory), settings).start()
         servers.append(server)
         return server
 

@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.applications import Starlette
 
+from bridge.settings import Settings
+
 T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, app: Starlette, max_message_bytes: int = 65536) -> None:
+    def __init__(self, app: Starlette, settings: Settings) -> None:
         self.app = app
         config = uvicorn.Config(
             app,
@@ -27,7 +29,8 @@ class ServerThread:
             port=0,
             log_config=None,
             access_log=False,
-            ws_max_size=max_message_bytes,
+            ws=settings.uvicorn_ws,
+            ws_max_size=settings.max_message_bytes,
             ws_per_message_deflate=False,
             lifespan="on",
         )

@@ -1,0 +1,28 @@
+# The two commands the README promises:
+#   make run   - set everything up and run the service on 0.0.0.0:8080
+#   make test  - set everything up and run every check CI runs
+.PHONY: setup run test lint typecheck pytest firmware-test bench
+
+setup:
+	scripts/setup.sh dev
+
+run: setup
+	.venv/bin/bridge serve
+
+lint: setup
+	.venv/bin/ruff check . --exclude firmware
+	.venv/bin/ruff format --check . --exclude firmware
+
+typecheck: setup
+	.venv/bin/mypy
+
+pytest: setup
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+firmware-test: setup
+	@if [ -x firmware/scripts/host-test.sh ]; then firmware/scripts/host-test.sh; fi
+
+test: lint typecheck pytest firmware-test
+
+bench: setup
+	.venv/bin/python -m bench.twilio_load

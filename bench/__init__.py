@@ -1,0 +1,1 @@
+"""Benchmarks. Each module runs standalone: ``python -m bench.<name> --help``."""
