@@ -167,6 +167,7 @@ class RunResult:
     gaps: int
     failed_calls: int
     generator_cpu_pct: float
+    generator_lag_p99_ms: float
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -198,8 +199,11 @@ async def run_level(
         cpu_start = gen_start = 0.0
         measuring = False
         tick = 0
+        lags_ms: list[float] = []
         while True:
             now = time.monotonic()
+            if measuring:
+                lags_ms.append((loop.time() - (t0 + tick * FRAME_MS / 1000)) * 1000)
             if not measuring and loop.time() >= measure_from:
                 measuring = True
                 for call in calls:
@@ -238,6 +242,7 @@ async def run_level(
             gaps=sum(c.stats.gaps for c in calls),
             failed_calls=failed,
             generator_cpu_pct=round(100 * gen_cpu / wall, 1),
+            generator_lag_p99_ms=round(percentile(lags_ms, 99), 1),
         )
     finally:
         server.stop()
@@ -255,6 +260,7 @@ def table(results: list[RunResult]) -> str:
         "gaps",
         "failed",
         "generator CPU %",
+        "generator lag p99 ms",
     )
     rows = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for r in results:

@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 
 from bridge import __version__
 from bridge.agents import build_agent_factory
-from bridge.routes import routes
+from bridge.fastpath import FastWebSocketPaths
+from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
 from pipeline.agents.base import AgentFactory
@@ -45,7 +46,7 @@ def create_app(
     settings: Settings,
     factory: AgentFactory | None = None,
     observer: SessionObserver | None = None,
-) -> Starlette:
+) -> FastWebSocketPaths:
     """Build the app; tests pass their own ``factory`` to inject agents and faults."""
     factory = factory or build_agent_factory(settings)
     state = BridgeState(
@@ -65,4 +66,4 @@ def create_app(
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.bridge = state
-    return app
+    return FastWebSocketPaths(app, websocket_routes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -92,11 +93,16 @@ async def stream_ws(ws: WebSocket) -> None:
     await serve_twilio(ws, state.switchboard, state.twilio)
 
 
+def websocket_routes() -> dict[str, Callable[[WebSocket], Awaitable[None]]]:
+    """The media WebSockets, served on the fast path (bridge/fastpath.py)."""
+    return {STREAM_PATH: stream_ws}
+
+
 def routes() -> list[BaseRoute]:
-    return [
+    http = [
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/twiml", twiml_webhook, methods=["GET", "POST"]),
         Route(STREAM_PATH, stream_http, methods=["GET", "POST", "HEAD"]),
-        WebSocketRoute(STREAM_PATH, stream_ws),
     ]
+    return http + [WebSocketRoute(path, handler) for path, handler in websocket_routes().items()]

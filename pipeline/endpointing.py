@@ -18,6 +18,7 @@ from pipeline.g711 import rms_pcm16
 
 VAD_RATES_HZ = (8000, 16000, 32000, 48000)
 FRAME_MS = 20
+_NO_EVENTS: list[EndpointEvent | UserTurn] = []  # shared, never mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +93,14 @@ class Endpointer:
 
     def push(self, pcm16: bytes) -> list[EndpointEvent | UserTurn]:
         """Feed audio; returns the events it caused, in order (usually none)."""
-        self._pending += pcm16
         size = self._frame_bytes
+        if not self._pending and len(pcm16) == size:
+            # The common case (one 20 ms Twilio frame): no buffering, no copies.
+            result = self._frame(pcm16)
+            return [result] if result is not None else _NO_EVENTS
+        self._pending += pcm16
         if len(self._pending) < size:
-            return []
+            return _NO_EVENTS
         events: list[EndpointEvent | UserTurn] = []
         n = len(self._pending) // size * size
         block = bytes(self._pending[:n])

@@ -13,15 +13,15 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvicorn
-from starlette.applications import Starlette
 
+from bridge.fastpath import FastWebSocketPaths
 from bridge.settings import Settings
 
 T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, app: Starlette, settings: Settings) -> None:
+    def __init__(self, app: FastWebSocketPaths, settings: Settings) -> None:
         self.app = app
         config = uvicorn.Config(
             app,
