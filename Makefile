@@ -20,7 +20,7 @@ pytest: setup
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 firmware-test: setup
-	@if [ -x firmware/scripts/host-test.sh ]; then firmware/scripts/host-test.sh; fi
+	TOY_REQUIRE_E2E=1 firmware/scripts/host-test.sh build/firmware
 
 test: lint typecheck pytest firmware-test
 
