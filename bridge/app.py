@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,13 @@ from bridge.switchboard import Switchboard
 from pipeline.agents.base import AgentFactory
 from pipeline.endpointing import EndpointerConfig
 from pipeline.session import SessionConfig, SessionObserver
+from bridge.device_auth import DeviceAuthenticator, DeviceSettings
+from bridge.devices import DeviceGate
+from bridge.limits import Backoff, FailureLimiter
+from transports.esp32.adapter import Esp32Options
 from transports.twilio.adapter import TwilioOptions
+
+log = logging.getLogger("bridge.app")
 
 
 @dataclass
@@ -28,6 +35,8 @@ class BridgeState:
     settings: Settings
     switchboard: Switchboard
     twilio: TwilioOptions
+    esp32: Esp32Options
+    devices: DeviceGate
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
 
@@ -39,7 +48,25 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
         vad_mode=settings.vad_mode,
         max_turn_ms=settings.max_turn_ms,
     )
-    return {"twilio": SessionConfig(endpointer=phone)}
+    toy = EndpointerConfig(
+        silence_ms=settings.esp32_silence_ms,
+        speech_start_ms=settings.vad_start_ms,
+        vad_mode=settings.vad_mode,
+        max_turn_ms=settings.max_turn_ms,
+    )
+    return {"twilio": SessionConfig(endpointer=phone), "esp32": SessionConfig(endpointer=toy)}
+
+
+def device_gate(settings: Settings) -> DeviceGate:
+    authenticator = DeviceAuthenticator(
+        jwt_secret=settings.esp32_jwt_secret or None,
+        audience=settings.esp32_jwt_audience or None,
+        devices_file=settings.esp32_devices_file or None,
+        allow_insecure_dev=True,
+        require_mac=settings.esp32_require_mac,
+        default_settings=DeviceSettings(settings.esp32_volume, settings.esp32_pitch_factor),
+    )
+    return DeviceGate(authenticator, FailureLimiter(), Backoff())
 
 
 def create_app(
@@ -57,6 +84,15 @@ def create_app(
             lead_ms=settings.twilio_lead_ms,
             start_timeout_s=settings.start_timeout_s,
         ),
+        esp32=Esp32Options(
+            frame_ms=settings.esp32_frame_ms,
+            lead_ms=settings.esp32_lead_ms,
+            upstream_rate_hz=settings.esp32_upstream_rate_hz,
+            greeting_timeout_s=settings.esp32_commit_timeout_s,
+            commit_timeout_s=settings.esp32_commit_timeout_s,
+            packet_timeout_s=settings.esp32_packet_timeout_s,
+        ),
+        devices=device_gate(settings),
     )
 
     @asynccontextmanager
@@ -64,6 +100,7 @@ def create_app(
         yield
         await factory.aclose()
 
-    app = Starlette(routes=routes(), lifespan=lifespan)
+    alias = settings.esp32_root_alias
+    app = Starlette(routes=routes(alias), lifespan=lifespan)
     app.state.bridge = state
-    return FastWebSocketPaths(app, websocket_routes())
+    return FastWebSocketPaths(app, websocket_routes(alias))

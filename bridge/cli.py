@@ -36,6 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         ws=settings.uvicorn_ws,
         ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=False,
         log_config=None,
         access_log=False,

@@ -1,7 +1,7 @@
 """Structured logging: one JSON object per line with call_id, transport and turn_id.
 
 Audio and secrets never reach a log line: nothing in the code logs payloads, and phone
-numbers pass through :func:`mask_phone` first.
+numbers pass through :func:`transports.base.mask_phone` first.
 """
 
 from __future__ import annotations
@@ -50,10 +50,3 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def mask_phone(number: str) -> str:
-    """Keep the last 4 digits of a phone number: enough to tell calls apart in logs."""
-    if not number:
-        return ""
-    return "*" * max(0, len(number) - 4) + number[-4:]

@@ -13,12 +13,14 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bridge import twiml
+from transports.esp32.adapter import serve_esp32
 from transports.twilio.adapter import serve_twilio
 
 if TYPE_CHECKING:
     from bridge.app import BridgeState
 
 STREAM_PATH = "/stream"
+ESP32_PATH = "/ws/esp32"
 
 
 def _state(conn: Request | WebSocket) -> BridgeState:
@@ -81,7 +83,7 @@ async def twiml_webhook(request: Request) -> Response:
     return Response(body, media_type="text/xml")
 
 
-async def stream_http(request: Request) -> Response:
+async def upgrade_required(request: Request) -> Response:
     """A plain HTTP request to the WebSocket path: tell the client to upgrade."""
     return PlainTextResponse(
         "WebSocket endpoint: upgrade required", status_code=426, headers={"Upgrade": "websocket"}
@@ -93,16 +95,49 @@ async def stream_ws(ws: WebSocket) -> None:
     await serve_twilio(ws, state.switchboard, state.twilio)
 
 
-def websocket_routes() -> dict[str, Callable[[WebSocket], Awaitable[None]]]:
+async def esp32_ws(ws: WebSocket) -> None:
+    state = _state(ws)
+    gate = state.devices
+    device = await gate.admit(ws)
+    if device is None:
+        return
+    failed = False
+
+    def agent_failed() -> None:
+        nonlocal failed
+        failed = True
+        gate.backoff.failure(device.identity)
+
+    await serve_esp32(
+        ws,
+        device,
+        state.switchboard,
+        state.esp32,
+        gate.subprotocol(ws),
+        on_agent_failure=agent_failed,
+    )
+    if not failed:
+        gate.backoff.success(device.identity)
+
+
+WsHandler = Callable[[WebSocket], Awaitable[None]]
+
+
+def websocket_routes(esp32_root_alias: bool = False) -> dict[str, WsHandler]:
     """The media WebSockets, served on the fast path (bridge/fastpath.py)."""
-    return {STREAM_PATH: stream_ws}
+    paths: dict[str, WsHandler] = {STREAM_PATH: stream_ws, ESP32_PATH: esp32_ws}
+    if esp32_root_alias:
+        paths["/"] = esp32_ws
+    return paths
 
 
-def routes() -> list[BaseRoute]:
+def routes(esp32_root_alias: bool = False) -> list[BaseRoute]:
+    ws_paths = websocket_routes(esp32_root_alias)
     http = [
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/twiml", twiml_webhook, methods=["GET", "POST"]),
-        Route(STREAM_PATH, stream_http, methods=["GET", "POST", "HEAD"]),
+        Route(STREAM_PATH, upgrade_required, methods=["GET", "POST", "HEAD"]),
+        Route(ESP32_PATH, upgrade_required, methods=["GET", "POST", "HEAD"]),
     ]
-    return http + [WebSocketRoute(path, handler) for path, handler in websocket_routes().items()]
+    return http + [WebSocketRoute(path, handler) for path, handler in ws_paths.items()]

@@ -132,6 +132,99 @@ class Settings:
         "control, see bridge/wsprotocol.py) or uvicorn's stock ones.",
         choices=("batched", "websockets-sansio", "websockets"),
     )
+    esp32_jwt_secret: str = _setting(
+        "BRIDGE_ESP32_JWT_SECRET",
+        "",
+        "HS256 secret of the toys' Elato-style JWTs (at least 32 random bytes).",
+        aliases=("JWT_SECRET_KEY",),
+        secret=True,
+    )
+    esp32_jwt_audience: str = _setting(
+        "BRIDGE_ESP32_JWT_AUDIENCE", "authenticated", "Required `aud` when a token has one."
+    )
+    esp32_devices_file: str = _setting(
+        "BRIDGE_ESP32_DEVICES_FILE",
+        "",
+        "JSON file of per-device tokens, settings, MAC bindings and revocations "
+        "(schema in bridge/device_auth.py).",
+    )
+    esp32_require_mac: bool = _setting(
+        "BRIDGE_ESP32_REQUIRE_MAC", False, "Reject toys that send no `X-Device-Mac`."
+    )
+    esp32_upstream_rate_hz: int = _setting(
+        "BRIDGE_ESP32_UPSTREAM_RATE_HZ",
+        16000,
+        "Microphone sample rate of the toys (24000 for firmware before 2025-09-20).",
+        choices=("16000", "24000"),
+    )
+    esp32_frame_ms: int = _setting(
+        "BRIDGE_ESP32_FRAME_MS",
+        120,
+        "Opus frame per binary message.",
+        choices=("20", "40", "60", "120"),
+    )
+    esp32_lead_ms: int = _setting(
+        "BRIDGE_ESP32_LEAD_MS",
+        500,
+        "How far ahead of real time audio is sent to a toy.",
+        min_value=100,
+        max_value=1000,
+    )
+    esp32_silence_ms: int = _setting(
+        "BRIDGE_ESP32_SILENCE_MS",
+        1000,
+        "Trailing silence that ends a child's turn.",
+        min_value=500,
+        max_value=2000,
+    )
+    esp32_volume: int = _setting(
+        "BRIDGE_ESP32_VOLUME",
+        70,
+        "Default `volume_control` for toys without their own.",
+        min_value=0,
+        max_value=100,
+    )
+    esp32_pitch_factor: float = _setting(
+        "BRIDGE_ESP32_PITCH_FACTOR",
+        1.0,
+        "Default `pitch_factor` for toys without their own.",
+        min_value=0.5,
+        max_value=2.0,
+    )
+    esp32_commit_timeout_s: float = _setting(
+        "BRIDGE_ESP32_COMMIT_TIMEOUT_S",
+        15.0,
+        "Watchdog: AUDIO.COMMITTED (or accept, for the greeting) without a response -> "
+        "RESPONSE.ERROR.",
+        min_value=1,
+        max_value=120,
+    )
+    esp32_packet_timeout_s: float = _setting(
+        "BRIDGE_ESP32_PACKET_TIMEOUT_S",
+        10.0,
+        "Watchdog: an open response without a new packet -> RESPONSE.ERROR.",
+        min_value=1,
+        max_value=120,
+    )
+    ws_ping_interval_s: float = _setting(
+        "BRIDGE_WS_PING_INTERVAL_S",
+        20.0,
+        "Server WebSocket ping interval (toys send none; Twilio needs none).",
+        min_value=1,
+        max_value=600,
+    )
+    ws_ping_timeout_s: float = _setting(
+        "BRIDGE_WS_PING_TIMEOUT_S",
+        30.0,
+        "Pong deadline; must exceed the ping interval plus the toy lead (spec TE12).",
+        min_value=1,
+        max_value=600,
+    )
+    esp32_root_alias: bool = _setting(
+        "BRIDGE_ESP32_ROOT_ALIAS",
+        False,
+        "Also serve the toy WebSocket at `/` (DEV/Deno firmware builds).",
+    )
     trust_forwarded: bool = _setting(
         "BRIDGE_TRUST_FORWARDED",
         False,
@@ -224,6 +317,8 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
             value = kind(raw)
         except ValueError:
             raise ValueError(f"expected a number, got {raw!r}") from None
+        if meta["choices"] and raw not in meta["choices"]:
+            raise ValueError(f"{raw!r} is not one of {', '.join(meta['choices'])}")
         lo, hi = meta["min"], meta["max"]
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ValueError(f"{value} is outside {_num(lo)}–{_num(hi)}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from bridge.logs import mask_phone
 from pipeline.agents.base import AgentFactory, CallInfo
 from pipeline.ports import CallPort
 from pipeline.session import CallSession, SessionConfig, SessionObserver
@@ -37,13 +36,19 @@ class Switchboard:
 
     async def open(self, request: CallRequest, port: CallPort) -> CallSession:
         live = self._live[request.transport]
-        if request.identity in live:
-            raise Rejected(1008, "a live session already exists for this call")
+        previous = live.get(request.identity)
+        if previous is not None:
+            if not request.supersede:
+                raise Rejected(1008, "a live session already exists for this call")
+            previous.log.info("superseded by a new connection of the same device")
+            previous.end_reason = "superseded"
+            del live[request.identity]
+            await previous.port.close(4000, "superseded")
         call = CallInfo(
             call_id=request.call_id,
             transport=request.transport,
             native_in=CallSession.native_spec(port.wire_in),
-            caller=mask_phone(request.caller),
+            caller=request.caller,
             callee=request.callee,
             params=dict(request.params),
         )

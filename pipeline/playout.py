@@ -187,6 +187,8 @@ class Playout:
                     self._on_first_audio(turn_id)
             if turn_id not in self._live:  # cancelled while begin_response waited
                 self.chunks_dropped += 1
+                self._opened.discard(turn_id)
+                await port.end_response(turn_id, had_audio=False, ok=True)
                 continue
             await port.send_audio(turn_id, chunk, value)
             self.chunks_sent += 1

@@ -218,6 +218,24 @@ class CallSession(AgentOutput):
             or (self.playout.is_live(turn) and self.port.is_playing())
         )
 
+    @property
+    def has_open_turn(self) -> bool:
+        """True once the agent has opened a reply (e.g. a greeting) that has not ended."""
+        turn = self._current_turn
+        return turn is not None and self.playout.is_live(turn)
+
+    def abandon_turn(self) -> int | None:
+        """Drop the current turn without telling the far end (the transport does that)."""
+        turn = self._current_turn
+        if turn is None:
+            return None
+        self._current_turn = None
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
+        self.playout.cancel(turn)
+        self.agent.interrupted(turn, 0.0)
+        return turn
+
     def _on_speech_started(self) -> None:
         if self.responding:
             self._spawn_barge_in()

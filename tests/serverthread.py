@@ -31,6 +31,8 @@ class ServerThread:
             access_log=False,
             ws=settings.uvicorn_ws,
             ws_max_size=settings.max_message_bytes,
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_timeout_s,
             ws_per_message_deflate=False,
             lifespan="on",
         )

@@ -26,6 +26,16 @@ class CallRequest:
     caller: str = ""
     callee: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
+    #: True: a new session for a live identity replaces the old one (a toy reconnecting while
+    #: its old TCP connection is still half-open). False: the newcomer is refused.
+    supersede: bool = False
+
+
+def mask_phone(number: str) -> str:
+    """Keep the last 4 digits of a phone number: enough to tell calls apart in logs."""
+    if not number:
+        return ""
+    return "*" * max(0, len(number) - 4) + number[-4:]
 
 
 class Rejected(Exception):

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from pipeline.audio import ULAW_8K
 from pipeline.session import CallSession
-from transports.base import AgentUnavailable, CallRequest, Rejected, SessionOpener
+from transports.base import AgentUnavailable, CallRequest, Rejected, SessionOpener, mask_phone
 from transports.twilio.protocol import (
     Dtmf,
     MarkPlayed,
@@ -184,7 +184,7 @@ async def _open(opener: SessionOpener, call: TwilioCall, start: Start) -> CallSe
         transport="twilio",
         call_id=start.call_sid,
         identity=start.call_sid,
-        caller=params.get("from", ""),
+        caller=mask_phone(params.get("from", "")),
         callee=params.get("to", ""),
         params={**params, "accountSid": start.account_sid, "streamSid": start.stream_sid},
     )

@@ -1,0 +1,1 @@
+"""ESP32 voice toys speaking the Elato device protocol on ``/ws/esp32``."""
