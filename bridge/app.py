@@ -12,16 +12,16 @@ from starlette.applications import Starlette
 
 from bridge import __version__
 from bridge.agents import build_agent_factory
+from bridge.device_auth import DeviceAuthenticator, DeviceSettings
+from bridge.devices import DeviceGate
 from bridge.fastpath import FastWebSocketPaths
+from bridge.limits import Backoff, FailureLimiter
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
 from pipeline.agents.base import AgentFactory
 from pipeline.endpointing import EndpointerConfig
 from pipeline.session import SessionConfig, SessionObserver
-from bridge.device_auth import DeviceAuthenticator, DeviceSettings
-from bridge.devices import DeviceGate
-from bridge.limits import Backoff, FailureLimiter
 from transports.esp32.adapter import Esp32Options
 from transports.twilio.adapter import TwilioOptions
 

@@ -10,6 +10,7 @@ send ``SESSION.END``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -231,10 +232,8 @@ class Esp32Call:
         if code == 1000 and not self.gone and self.proto.state is not DeviceState.ENDING:
             await asyncio.sleep(self.unacked_ms() / 1000 + self.options.session_end_delay_s)
             await self.send_text(self.proto.session_end)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.peer_closed.wait(), self.options.device_close_wait_s)
-            except TimeoutError:
-                pass
         async with self._lock:
             if self.closed:
                 return
