@@ -119,6 +119,56 @@ async def _call(args: argparse.Namespace) -> int:
     return 0 if peer.played else 1
 
 
+async def _toy(args: argparse.Namespace) -> int:
+    from pipeline.audio import PCM16_16K, AudioSpec, Converter
+    from pipeline.wav import read_wav, write_wav
+    from transports.esp32.emulator import FakeToy, ToyClosed
+
+    pcm, rate_hz = read_wav(args.wav)
+    converter = Converter(AudioSpec("pcm16", rate_hz), PCM16_16K)
+    question = converter.process(pcm) + converter.flush()
+    toy = FakeToy(args.url, token=args.token, mac=args.mac or None, idle_mic=True)
+    t0 = time.monotonic()
+    heard = bytearray()
+    ok = True
+    try:
+        await toy.connect()
+        greeting = (await toy.wait_responses(1, args.timeout_s))[0]
+        for turn in range(1, args.turns + 1):
+            await toy.speak(question, listen_timeout_s=args.timeout_s)
+            if args.interrupt_after_ms and turn == 1:
+                await toy.wait_state("SPEAKING", args.timeout_s)
+                await asyncio.sleep(args.interrupt_after_ms / 1000)
+                await toy.send_instruction("INTERRUPT", audio_end_ms=int(toy.played_ms()))
+            reply = (await toy.wait_responses(turn + 1, args.timeout_s))[turn]
+            heard += reply.pcm_48k
+            ok = ok and bool(reply.ok)
+        if args.end_session:
+            await toy.send_instruction("END_SESSION")
+            await toy.wait_closed(5)
+    except (TimeoutError, ToyClosed) as exc:
+        print(f"toy: {exc!r}", file=sys.stderr)
+        ok = False
+    finally:
+        await toy.close()
+    write_wav(args.out, bytes(heard), 48000)
+    summary = {
+        "auth": toy.auth,
+        "greeting_ms": round(greeting.decoded_ms) if toy.responses else None,
+        "responses": [
+            {"ok": r.ok, "packets": len(r.packets), "decoded_ms": round(r.decoded_ms)}
+            for r in toy.responses
+        ],
+        "protocol_errors": toy.protocol_errors,
+        "session_ended": toy.session_ended,
+        "close_code": toy.close_code,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "out": args.out,
+    }
+    print(json.dumps(summary))
+    return 0 if ok and not toy.protocol_errors else 1
+
+
 def _settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(Settings.markdown_table())
@@ -152,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--quiet-s", type=float, default=1.5, help="silence that ends the reply")
     call.add_argument("--timeout-s", type=float, default=30.0)
     call.set_defaults(func=lambda a: asyncio.run(_call(a)))
+
+    toy = sub.add_parser("toy", help="emulate an ESP32 toy (Elato protocol) against /ws/esp32")
+    toy.add_argument("--url", default="ws://127.0.0.1:8080/ws/esp32")
+    toy.add_argument("--token", help="Bearer token (JWT or device token)")
+    toy.add_argument("--mac", default="24:0A:C4:12:34:56", help="X-Device-Mac ('' for none)")
+    toy.add_argument("--wav", required=True, help="what the child says (16-bit WAV)")
+    toy.add_argument("--out", required=True, help="WAV file (48 kHz) for what the toy played")
+    toy.add_argument("--turns", type=int, default=1)
+    toy.add_argument("--interrupt-after-ms", type=int, default=0)
+    toy.add_argument("--end-session", action="store_true", help="send END_SESSION at the end")
+    toy.add_argument("--timeout-s", type=float, default=30.0)
+    toy.set_defaults(func=lambda a: asyncio.run(_toy(a)))
 
     show = sub.add_parser("settings", help="print the effective settings")
     show.add_argument("--markdown", action="store_true", help="the README table of all settings")
