@@ -16,6 +16,7 @@ from bridge.device_auth import DeviceAuthenticator, DeviceSettings
 from bridge.devices import DeviceGate
 from bridge.fastpath import FastWebSocketPaths
 from bridge.limits import Backoff, FailureLimiter
+from bridge.logs import install_redaction
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
@@ -75,6 +76,7 @@ def create_app(
     observer: SessionObserver | None = None,
 ) -> FastWebSocketPaths:
     """Build the app; tests pass their own ``factory`` to inject agents and faults."""
+    install_redaction()
     factory = factory or build_agent_factory(settings)
     state = BridgeState(
         settings=settings,

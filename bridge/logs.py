@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -50,3 +51,32 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks credentials in records of libraries that log raw HTTP headers at DEBUG.
+
+    uvicorn (through websockets) traces every handshake header, ``Authorization: Bearer``
+    and ``X-Twilio-Signature`` included; nothing of ours logs them, but theirs must not either.
+    """
+
+    PATTERN = re.compile(r"(?i)(authorization:\s*(?:bearer\s+)?|x-twilio-signature:\s*)(\S+)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.PATTERN.search(message):
+            record.msg = self.PATTERN.sub(r"\1[redacted]", message)
+            record.args = ()
+        return True
+
+
+#: loggers of the server libraries that log raw headers
+HEADER_LOGGERS = ("uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
+
+
+def install_redaction() -> None:
+    redactor = RedactSecrets()
+    for name in HEADER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(redactor)

@@ -88,6 +88,13 @@ class BatchedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    async def send(self, message):  # type: ignore[no-untyped-def]
+        await super().send(message)
+        # uvicorn answers a denial response (401/429/503 before the 101) but forgets that the
+        # handshake is then over, and logs "returned without completing handshake" at ERROR.
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True
+
     async def receive(self):  # type: ignore[no-untyped-def]
         message = await self.queue.get()
         if self.read_paused and self.queue.qsize() <= LOW_WATER:

@@ -107,3 +107,19 @@ class Factory(AgentFactory):
         agent = self._build(call)
         self.agents.append(agent)
         return agent
+
+
+class StallingAgent(ToneAgent):
+    """Never answers: a hung provider."""
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        self.utterances.append(utterance)
+        await asyncio.Event().wait()
+
+
+class StallMidReplyAgent(ToneAgent):
+    """Starts answering, then hangs with the response open."""
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        await out.audio(turn_id, tone_pcm(240))
+        await asyncio.Event().wait()
