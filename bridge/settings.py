@@ -130,7 +130,7 @@ class Settings:
         "batched",
         "WebSocket implementation: `batched` (uvicorn's sans-I/O one with batched flow "
         "control, see bridge/wsprotocol.py) or uvicorn's stock ones.",
-        choices=("batched", "websockets-sansio", "websockets"),
+        choices=("batched", "websockets-sansio"),
     )
     esp32_jwt_secret: str = _setting(
         "BRIDGE_ESP32_JWT_SECRET",

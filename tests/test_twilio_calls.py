@@ -112,6 +112,21 @@ async def test_caller_hears_own_words_back_paced_and_well_formed(
     assert max(len(payloads) - len(peer.timeline.echoed_marks), 0) * CHUNK_MS <= 2000
 
 
+@pytest.mark.parametrize("ws_impl", ["websockets-sansio"])
+async def test_stock_uvicorn_websockets_work_too(
+    make_server: MakeServer, hello_ulaw: bytes, ws_impl: str
+) -> None:
+    """Without our protocol class (no fast-receive extension) the ordinary path serves."""
+    server = make_server(BRIDGE_WS_IMPL=ws_impl)
+    peer = await open_call(server)
+    sent = await say(peer, hello_ulaw)
+    talker = background(peer.silence(6000))
+    await peer.wait_quiet(quiet_s=0.8, timeout_s=15)
+    talker.cancel()
+    assert bytes(peer.played) in sent and len(peer.played) > 0.8 * len(hello_ulaw)
+    await peer.close()
+
+
 async def test_unacknowledged_audio_never_exceeds_two_seconds(
     make_server: MakeServer, hello_ulaw: bytes
 ) -> None:

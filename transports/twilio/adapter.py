@@ -5,14 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from pipeline.audio import ULAW_8K
 from pipeline.session import CallSession
-from transports.base import AgentUnavailable, CallRequest, Rejected, SessionOpener, mask_phone
+from transports.base import (
+    FAST_ERROR,
+    FAST_EVENTS,
+    FAST_RECEIVE,
+    AgentUnavailable,
+    CallRequest,
+    Rejected,
+    SessionOpener,
+    mask_phone,
+)
 from transports.twilio.protocol import (
     Dtmf,
+    Event,
     MarkPlayed,
     Media,
     ProtocolViolation,
@@ -121,58 +132,111 @@ class TwilioCall:
                 self.gone = True
 
 
+class TwilioStream:
+    """The receive side of one stream: parses frames and feeds the session.
+
+    Media and mark echoes are handled synchronously in :meth:`fast_text` when the server
+    offers the fast-receive extension (no queue hop per frame); anything else, and anything
+    that arrives while earlier events still wait in the queue, goes through :meth:`run`'s
+    ordinary ``receive()`` loop so the order of events is never changed.
+    """
+
+    def __init__(self, ws: WebSocket, opener: SessionOpener, options: TwilioOptions) -> None:
+        self.ws = ws
+        self.opener = opener
+        self.options = options
+        self.proto = TwilioProtocol()
+        self.call = TwilioCall(ws, self.proto, options)
+        self.session: CallSession | None = None
+        self.reason = "socket closed"
+        self._queued = 0  # events handed to the queue and not yet processed
+
+    def fast_text(self, text: str) -> dict[str, Any] | None:
+        events = self.proto.receive_text(text)
+        session = self.session
+        if (
+            self._queued == 0
+            and session is not None
+            and all(type(e) is Media or type(e) is MarkPlayed for e in events)
+        ):
+            for event in events:
+                if type(event) is Media:
+                    session.push_audio(event.payload)  # type: ignore[union-attr]
+                else:
+                    self.call.mark_played()
+            return None
+        self._queued += 1
+        return {"type": "websocket.receive", FAST_EVENTS: events}
+
+    async def run(self) -> None:
+        ws, call, proto = self.ws, self.call, self.proto
+        await ws.accept()
+        register = ws.scope.get("extensions", {}).get(FAST_RECEIVE)
+        if callable(register):
+            register(self.fast_text)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.start_timeout_s
+        try:
+            while not (call.closed or call.gone):
+                if self.session is None:
+                    try:
+                        message = await asyncio.wait_for(ws.receive(), deadline - loop.time())
+                    except TimeoutError:
+                        self.reason = "no start before deadline"
+                        await call.close(1008, self.reason)
+                        break
+                else:
+                    message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if FAST_ERROR in message:
+                    raise message[FAST_ERROR]
+                if FAST_EVENTS in message:
+                    self._queued -= 1
+                    events = message[FAST_EVENTS]
+                elif (text := message.get("text")) is not None:
+                    events = proto.receive_text(text)
+                else:
+                    events = proto.receive_binary()
+                await self._handle(events)
+        except asyncio.CancelledError:
+            self.reason = "server shutdown"
+            raise
+        except Exception:
+            self.reason = "internal error"
+            log.exception("stream failed", extra={"call_id": proto.call_sid, "transport": "twilio"})
+            await call.close(1011, self.reason)
+        finally:
+            if callable(register):
+                register(None)
+            if self.session is not None:
+                await self.opener.closed(self.session, self.session.end_reason or self.reason)
+            await call.close(1000, self.reason)
+
+    async def _handle(self, events: list[Event]) -> None:
+        call, session = self.call, self.session
+        for event in events:
+            if isinstance(event, Media):
+                if session is not None:
+                    session.push_audio(event.payload)
+            elif isinstance(event, MarkPlayed):
+                call.mark_played()
+            elif isinstance(event, Dtmf):
+                if session is not None:
+                    session.dtmf(event.digit)
+            elif isinstance(event, Start):
+                self.session = session = await _open(self.opener, call, event)
+            elif isinstance(event, Stop):
+                self.reason = "stop"
+                await call.close(1000, self.reason)
+            elif isinstance(event, ProtocolViolation):
+                self.reason = event.reason
+                await call.close(event.close_code, event.reason)
+
+
 async def serve_twilio(ws: WebSocket, opener: SessionOpener, options: TwilioOptions) -> None:
     """Run one Twilio Media Stream from accept to teardown."""
-    await ws.accept()
-    proto = TwilioProtocol()
-    call = TwilioCall(ws, proto, options)
-    session: CallSession | None = None
-    reason = "socket closed"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + options.start_timeout_s
-    try:
-        while not (call.closed or call.gone):
-            if session is None:
-                try:
-                    message = await asyncio.wait_for(ws.receive(), deadline - loop.time())
-                except TimeoutError:
-                    reason = "no start before deadline"
-                    await call.close(1008, reason)
-                    break
-            else:
-                message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            text = message.get("text")
-            events = proto.receive_text(text) if text is not None else proto.receive_binary()
-            for event in events:
-                if isinstance(event, Media):
-                    if session is not None:
-                        session.push_audio(event.payload)
-                elif isinstance(event, MarkPlayed):
-                    call.mark_played()
-                elif isinstance(event, Dtmf):
-                    if session is not None:
-                        session.dtmf(event.digit)
-                elif isinstance(event, Start):
-                    session = await _open(opener, call, event)
-                elif isinstance(event, Stop):
-                    reason = "stop"
-                    await call.close(1000, reason)
-                elif isinstance(event, ProtocolViolation):
-                    reason = event.reason
-                    await call.close(event.close_code, event.reason)
-    except asyncio.CancelledError:
-        reason = "server shutdown"
-        raise
-    except Exception:
-        reason = "internal error"
-        log.exception("stream failed", extra={"call_id": proto.call_sid, "transport": "twilio"})
-        await call.close(1011, reason)
-    finally:
-        if session is not None:
-            await opener.closed(session, session.end_reason or reason)
-        await call.close(1000, reason)
+    await TwilioStream(ws, opener, options).run()
 
 
 async def _open(opener: SessionOpener, call: TwilioCall, start: Start) -> CallSession | None:
