@@ -10,8 +10,8 @@ run: setup
 	.venv/bin/bridge serve
 
 lint: setup
-	.venv/bin/ruff check . --exclude firmware
-	.venv/bin/ruff format --check . --exclude firmware
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 typecheck: setup
 	.venv/bin/mypy
@@ -21,6 +21,7 @@ pytest: setup
 
 firmware-test: setup
 	TOY_REQUIRE_E2E=1 firmware/scripts/host-test.sh build/firmware
+	TOY_HOST=build/firmware/toy-host .venv/bin/python -m pytest -q -p no:cacheprovider firmware/tests/test_against_bridge.py
 
 test: lint typecheck pytest firmware-test
 

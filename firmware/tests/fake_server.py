@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -54,18 +55,29 @@ class OpusEncoder:
                 raise OSError("libopus not found")
             lib = ctypes.CDLL(name)
             lib.opus_encoder_create.restype = ctypes.c_void_p
-            lib.opus_encoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int,
-                                                ctypes.POINTER(ctypes.c_int)]
+            lib.opus_encoder_create.argtypes = [
+                ctypes.c_int32,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_int),
+            ]
             lib.opus_encode.restype = ctypes.c_int32
-            lib.opus_encode.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16), ctypes.c_int,
-                                        ctypes.c_char_p, ctypes.c_int32]
+            lib.opus_encode.argtypes = [
+                ctypes.c_void_p,
+                ctypes.POINTER(ctypes.c_int16),
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int32,
+            ]
             lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
             cls._lib = lib
         return cls._lib
 
     def __init__(self) -> None:
         err = ctypes.c_int(0)
-        self._enc = self.lib().opus_encoder_create(OPUS_RATE_HZ, 1, OPUS_APPLICATION_VOIP, ctypes.byref(err))
+        self._enc = self.lib().opus_encoder_create(
+            OPUS_RATE_HZ, 1, OPUS_APPLICATION_VOIP, ctypes.byref(err)
+        )
         if err.value != 0 or not self._enc:
             raise OSError(f"opus_encoder_create failed: {err.value}")
 
@@ -90,7 +102,7 @@ def tone_frames(freq_hz: float, duration_ms: int) -> list[list[int]]:
     samples = [int(8000 * math.sin(2 * math.pi * freq_hz * i / OPUS_RATE_HZ)) for i in range(total)]
     frames = []
     for start in range(0, total, FRAME_SAMPLES):
-        frame = samples[start:start + FRAME_SAMPLES]
+        frame = samples[start : start + FRAME_SAMPLES]
         frames.append(frame + [0] * (FRAME_SAMPLES - len(frame)))
     return frames
 
@@ -108,14 +120,14 @@ class Scenario:
     token: str = "test-token"
     volume: int = 55
     pitch: float = 1.0
-    greeting_ms: int = 600          # 0 = no greeting, send COMPLETE only
+    greeting_ms: int = 600  # 0 = no greeting, send COMPLETE only
     greeting_hz: float = 440.0
     reply_ms: int = 480
     reply_hz: float = 660.0
-    reply_volume: int | None = 60   # volume_control on the replies' COMPLETE
-    commit_after_ms: int = 1200     # of upstream audio received while listening
-    think_ms: int = 300             # COMMITTED -> CREATED
-    hostile: bool = False           # garbage text, misplaced binary, a ping
+    reply_volume: int | None = 60  # volume_control on the replies' COMPLETE
+    commit_after_ms: int = 1200  # of upstream audio received while listening
+    think_ms: int = 300  # COMMITTED -> CREATED
+    hostile: bool = False  # garbage text, misplaced binary, a ping
     silent_after_auth: bool = False
     reject_status: int | None = None  # answer every upgrade with this HTTP status
 
@@ -124,7 +136,9 @@ class Scenario:
 class SessionLog:
     headers: dict[str, str]
     subprotocol: str | None
-    upstream_messages: list[tuple[float, str, int]] = dataclasses.field(default_factory=list)  # (t, phase, bytes)
+    upstream_messages: list[tuple[float, str, int]] = dataclasses.field(
+        default_factory=list
+    )  # (t, phase, bytes)
     upstream_by_turn: list[bytearray] = dataclasses.field(default_factory=list)
     instructions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     texts_sent: list[str] = dataclasses.field(default_factory=list)
@@ -173,7 +187,10 @@ class Session:
                         self.phase = "listening"
                     self.log.upstream_by_turn[-1].extend(message)
                     self.listen_bytes += len(message)
-                    if self.listen_bytes >= self.sc.commit_after_ms * UPSTREAM_RATE_BYTES_PER_S // 1000:
+                    if (
+                        self.listen_bytes
+                        >= self.sc.commit_after_ms * UPSTREAM_RATE_BYTES_PER_S // 1000
+                    ):
                         self.commit_ready.set()
                 continue
             try:
@@ -181,7 +198,9 @@ class Session:
             except ValueError:
                 self.log.invalid_from_device.append(message)
                 continue
-            self.log.instructions.append({"t": now, **obj} if isinstance(obj, dict) else {"raw": obj})
+            self.log.instructions.append(
+                {"t": now, **obj} if isinstance(obj, dict) else {"raw": obj}
+            )
             msg = obj.get("msg") if isinstance(obj, dict) else None
             if msg == "INTERRUPT" and self.phase == "responding":
                 self.interrupted.set()
@@ -202,10 +221,8 @@ class Session:
                 due = t0 + i * FRAME_MS / 1000 - PACING_LEAD_S
                 delay = due - time.monotonic()
                 if delay > 0:
-                    try:
+                    with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self.interrupted.wait(), delay)
-                    except asyncio.TimeoutError:
-                        pass
                 if self.interrupted.is_set():
                     break
                 await self.ws.send(encoder.encode(frame))
@@ -228,8 +245,15 @@ class Session:
 
     async def run(self) -> None:
         sc = self.sc
-        await self.send_text({"type": "auth", "volume_control": sc.volume, "pitch_factor": sc.pitch,
-                              "is_ota": False, "is_reset": False})
+        await self.send_text(
+            {
+                "type": "auth",
+                "volume_control": sc.volume,
+                "pitch_factor": sc.pitch,
+                "is_ota": False,
+                "is_reset": False,
+            }
+        )
         if sc.silent_after_auth:
             await self.ws.wait_closed()
             return
@@ -243,7 +267,10 @@ class Session:
         if sc.hostile:
             await self.ws.send(self.one_packet())  # binary in the hold: must be dropped
         while True:
-            waits = [asyncio.create_task(e.wait()) for e in (self.commit_ready, self.end_requested, self.closed)]
+            waits = [
+                asyncio.create_task(e.wait())
+                for e in (self.commit_ready, self.end_requested, self.closed)
+            ]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
                 w.cancel()
@@ -268,16 +295,21 @@ class Session:
             enc.close()
 
     async def misbehave_before_greeting(self) -> None:
-        for text in ["hello", "[]", '{"type":"foo"}', '{"type":"instruction"}',
-                     '{"type":"server","msg":"BOGUS"}',
-                     '{"type":"server","msg":"' + "A" * 2000 + '"}']:
+        for text in [
+            "hello",
+            "[]",
+            '{"type":"foo"}',
+            '{"type":"instruction"}',
+            '{"type":"server","msg":"BOGUS"}',
+            '{"type":"server","msg":"' + "A" * 2000 + '"}',
+        ]:
             await self.ws.send(text)
         await self.ws.send(self.one_packet())  # binary before CREATED: must be dropped
         waiter = await self.ws.ping(b"hi")
         try:
             await asyncio.wait_for(waiter, 2)
             self.log.pong_received = True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log.pong_received = False
 
 
@@ -317,8 +349,15 @@ class FakeServer:
             log.close_code = ws.close_code
 
     async def start(self, port: int = 0) -> int:
-        self._server = await serve(self.handler, "127.0.0.1", port, process_request=self.process_request,
-                                   subprotocols=["arduino"], compression=None, max_size=64 * 1024)
+        self._server = await serve(
+            self.handler,
+            "127.0.0.1",
+            port,
+            process_request=self.process_request,
+            subprotocols=["arduino"],
+            compression=None,
+            max_size=64 * 1024,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -335,7 +374,10 @@ async def _main() -> None:
     args = parser.parse_args()
     server = FakeServer(Scenario(token=args.token))
     port = await server.start(args.port)
-    print(f"fake server on ws://127.0.0.1:{port}{ROUTE} (websockets {websockets.__version__})", flush=True)
+    print(
+        f"fake server on ws://127.0.0.1:{port}{ROUTE} (websockets {websockets.__version__})",
+        flush=True,
+    )
     await asyncio.Future()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -19,7 +20,8 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 MIC_RATE_HZ = 16000
@@ -29,6 +31,7 @@ MAC = "24:0A:C4:12:34:56"
 try:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import fake_server as fs
+
     fs.OpusEncoder.lib()
 except (ImportError, OSError) as exc:  # no websockets, or no libopus
     print(f"SKIP: {exc}")
@@ -53,23 +56,27 @@ class Harness:
         self.mic = os.path.join(self.tmp, "mic.raw")
         write_mic_file(self.mic, tone_ms=800)
 
-    async def run(self, scenario: fs.Scenario, args: list[str], timeout_s: float = 60) -> tuple[int, dict[str, Any], fs.FakeServer, str]:
+    async def run(
+        self, scenario: fs.Scenario, args: list[str], timeout_s: float = 60
+    ) -> tuple[int, dict[str, Any], fs.FakeServer, str]:
         server = fs.FakeServer(scenario)
         port = await server.start(0)
         out = os.path.join(self.tmp, f"heard-{time.monotonic_ns()}.raw")
-        cmd = [self.toy_host, "--url", f"ws://127.0.0.1:{port}/ws/esp32", "--token", TOKEN, "--mac", MAC,
-               "--mic", self.mic, "--out", out, "--seed", "1"] + args
+        url = f"ws://127.0.0.1:{port}/ws/esp32"
+        cmd = [self.toy_host, "--url", url, "--token", TOKEN, "--mac", MAC]
+        cmd += ["--mic", self.mic, "--out", out, "--seed", "1", *args]
         if self.verbose:
             cmd.append("--verbose")
             print("    $", " ".join(cmd))
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise AssertionError("toy-host did not finish in time")
+            raise AssertionError("toy-host did not finish in time") from None
         finally:
             await server.stop()
         if self.verbose:
@@ -90,7 +97,10 @@ def check(cond: bool, what: str) -> None:
 
 def check_headers(server: fs.FakeServer) -> None:
     h = server.sessions[0].headers
-    check(h.get("authorization") == f"Bearer {TOKEN}", f"Authorization header: {h.get('authorization')}")
+    check(
+        h.get("authorization") == f"Bearer {TOKEN}",
+        f"Authorization header: {h.get('authorization')}",
+    )
     check(h.get("x-device-mac") == MAC, "X-Device-Mac header")
     check(h.get("x-wifi-rssi") == "-55", "X-Wifi-Rssi header")
     check(h.get("sec-websocket-protocol") == "arduino", "subprotocol offered")
@@ -110,8 +120,8 @@ def check_upstream(log: fs.SessionLog, turns: int) -> None:
     check(len(log.upstream_by_turn) >= turns, "upstream for every turn")
     for i in range(turns):
         audio = bytes(log.upstream_by_turn[i])
-        speech = fs.rms_s16le(audio[: 16000 * 2 * 7 // 10])   # first 0.7 s: the tone
-        tail = fs.rms_s16le(audio[16000 * 2 * 9 // 10:])     # after 0.9 s: silence
+        speech = fs.rms_s16le(audio[: 16000 * 2 * 7 // 10])  # first 0.7 s: the tone
+        tail = fs.rms_s16le(audio[16000 * 2 * 9 // 10 :])  # after 0.9 s: silence
         check(speech > 2000, f"turn {i}: mic tone reached the server (rms {speech:.0f})")
         check(tail < 10, f"turn {i}: silence after the utterance (rms {tail:.0f})")
 
@@ -127,7 +137,10 @@ async def test_turns(h: Harness) -> None:
     check(s["messages"]["AUDIO.COMMITTED"] == 2, "two commits")
     check(s["packets"] == server.sessions[0].packets_sent, "every packet arrived")
     check(s["packets_played"] == s["packets"] and s["decode_errors"] == 0, "every packet decoded")
-    check(s["samples_decoded"] == server.sessions[0].samples_sent_48k, "decoded duration = sent duration")
+    check(
+        s["samples_decoded"] == server.sessions[0].samples_sent_48k,
+        "decoded duration = sent duration",
+    )
     check(s["samples_decoded"] == (5 + 4 + 4) * 5760, "600 ms + 2 x 480 ms, in 120 ms frames")
     check(os.path.getsize(out) == 2 * s["samples_decoded"], "--out holds the decoded PCM")
     check(s["volume"] == 60 and s["pitch"] == 1, "volume from the last COMPLETE, pitch from auth")
@@ -144,7 +157,10 @@ async def test_interrupt(h: Harness) -> None:
     end_ms = s["interrupt_audio_end_ms"]
     check(700 <= end_ms <= 800, f"audio_end_ms {end_ms}")
     interrupts = [i for i in server.sessions[0].instructions if i.get("msg") == "INTERRUPT"]
-    check(len(interrupts) == 1 and interrupts[0]["audio_end_ms"] == end_ms, "server got the same audio_end_ms")
+    check(
+        len(interrupts) == 1 and interrupts[0]["audio_end_ms"] == end_ms,
+        "server got the same audio_end_ms",
+    )
     check(s["packets_after_interrupt"] <= 1, "at most one packet in flight after INTERRUPT")
     check(s["responses_completed"] == 2, "the interrupted response was closed by COMPLETE")
     greeting_samples = 5 * 5760
@@ -166,15 +182,22 @@ async def test_end_session(h: Harness) -> None:
 async def test_greeting_disabled(h: Harness) -> None:
     code, s, _, _ = await h.run(fs.Scenario(token=TOKEN, greeting_ms=0), ["--turns", "1"])
     check(code == 0, f"exit status {code}")
-    check(s["turns_closed"] == 2 and s["messages"]["RESPONSE.CREATED"] == 1, "COMPLETE alone closes turn 0")
+    check(
+        s["turns_closed"] == 2 and s["messages"]["RESPONSE.CREATED"] == 1,
+        "COMPLETE alone closes turn 0",
+    )
 
 
 async def test_hostile_server(h: Harness) -> None:
     code, s, server, _ = await h.run(fs.Scenario(token=TOKEN, hostile=True), ["--turns", "1"])
     check(s["ok"], f"the session survived ({s['reason']})")
     check(code == 1, "exit status 1: the server misbehaved")
-    check(s["messages"]["invalid"] == 3, f"invalid texts {s['messages']['invalid']}")   # hello, [], 2 KB text
-    check(s["messages"]["unknown"] == 3, f"unknown texts {s['messages']['unknown']}")   # foo, instruction, BOGUS
+    check(
+        s["messages"]["invalid"] == 3, f"invalid texts {s['messages']['invalid']}"
+    )  # hello, [], 2 KB text
+    check(
+        s["messages"]["unknown"] == 3, f"unknown texts {s['messages']['unknown']}"
+    )  # foo, instruction, BOGUS
     check(s["packets_dropped"] == 2, f"misplaced binary dropped ({s['packets_dropped']})")
     check(s["pings_answered"] >= 1 and server.sessions[0].pong_received, "ping answered with pong")
     check(s["responses_completed"] == 2 and s["ws_errors"] == 0, "turns still complete")
@@ -182,13 +205,14 @@ async def test_hostile_server(h: Harness) -> None:
 
 
 async def test_rejected_with_backoff(h: Harness) -> None:
-    code, s, server, _ = await h.run(fs.Scenario(token=TOKEN, reject_status=401),
-                                     ["--max-connects", "3", "--timeout-s", "20"])
+    code, s, server, _ = await h.run(
+        fs.Scenario(token=TOKEN, reject_status=401), ["--max-connects", "3", "--timeout-s", "20"]
+    )
     check(code == 1 and s["reason"] == "connect_failed", f"reason {s['reason']}")
     check(s["http_status"] == 401 and s["connects"] == 3, "three 401s")
     t = server.upgrade_attempts
     check(len(t) == 3, f"{len(t)} attempts")
-    gaps = [b - a for a, b in zip(t, t[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(t)]
     check(0.45 <= gaps[0] <= 1.2, f"first retry after {gaps[0]:.2f} s (500..1000 ms)")
     check(0.95 <= gaps[1] <= 2.2, f"second retry after {gaps[1]:.2f} s (1000..2000 ms)")
 
@@ -196,11 +220,16 @@ async def test_rejected_with_backoff(h: Harness) -> None:
 async def test_wrong_token(h: Harness) -> None:
     server_scenario = fs.Scenario(token="another-token")
     code, s, _, _ = await h.run(server_scenario, [])
-    check(code == 1 and s["http_status"] == 401 and s["reason"] == "connect_failed", "401 for a bad token")
+    check(
+        code == 1 and s["http_status"] == 401 and s["reason"] == "connect_failed",
+        "401 for a bad token",
+    )
 
 
 async def test_silent_server_times_out(h: Harness) -> None:
-    code, s, _, _ = await h.run(fs.Scenario(token=TOKEN, silent_after_auth=True), ["--silence-timeout-ms", "1500"])
+    code, s, _, _ = await h.run(
+        fs.Scenario(token=TOKEN, silent_after_auth=True), ["--silence-timeout-ms", "1500"]
+    )
     check(code == 1 and s["reason"] == "disconnected", f"reason {s['reason']}")
     check(s["timeouts"] == 1 and s["messages"]["auth"] == 1, "greeting timeout fired")
     check(1400 <= s["elapsed_ms"] <= 5000, f"elapsed {s['elapsed_ms']} ms")
