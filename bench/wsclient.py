@@ -43,7 +43,8 @@ class LeanWebSocket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self.on_message: Callable[[int, bytes], None] = lambda op, data: None
+        self._on_message: Callable[[int, bytes], None] | None = None
+        self._early: list[tuple[int, bytes]] = []  # frames that arrived before a handler
         self._buffer = bytearray()
         self._handshaken = False
         self.close_code: int | None = None
@@ -104,10 +105,24 @@ class LeanWebSocket(asyncio.Protocol):
                 self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self.send(OP_CLOSE, payload[:2])
                 self._finish(self.close_code)
+            elif self._on_message is None:
+                self._early.append((opcode, payload))
             else:
-                self.on_message(opcode, payload)
+                self._on_message(opcode, payload)
         if pos:
             del buf[:pos]
+
+    @property
+    def on_message(self) -> Callable[[int, bytes], None] | None:
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, handler: Callable[[int, bytes], None]) -> None:
+        """Install the handler; frames that came with the handshake are delivered now."""
+        self._on_message = handler
+        early, self._early = self._early, []
+        for opcode, payload in early:
+            handler(opcode, payload)
 
     def send(self, opcode: int, payload: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -93,6 +93,7 @@ def create_app(
             greeting_timeout_s=settings.esp32_commit_timeout_s,
             commit_timeout_s=settings.esp32_commit_timeout_s,
             packet_timeout_s=settings.esp32_packet_timeout_s,
+            opus_complexity=settings.esp32_opus_complexity,
         ),
         devices=device_gate(settings),
     )

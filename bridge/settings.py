@@ -163,6 +163,13 @@ class Settings:
         "Opus frame per binary message.",
         choices=("20", "40", "60", "120"),
     )
+    esp32_opus_complexity: int = _setting(
+        "BRIDGE_ESP32_OPUS_COMPLEXITY",
+        5,
+        "libopus encoder complexity: CPU per toy against quality (10 is libopus's default).",
+        min_value=0,
+        max_value=10,
+    )
     esp32_lead_ms: int = _setting(
         "BRIDGE_ESP32_LEAD_MS",
         500,

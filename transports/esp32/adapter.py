@@ -50,6 +50,7 @@ class Esp32Options:
     session_end_delay_s: float = 0.5  # L1: 300-800 ms after the end of playback
     device_close_wait_s: float = 3.0
     max_failed_turns: int = 3
+    opus_complexity: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class Esp32Call:
         self._ws = ws
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._packetizer = OpusPacketizer(options.frame_ms)
+        self._packetizer = OpusPacketizer(options.frame_ms, options.opus_complexity)
         self._response_turn: int | None = None
         self._play_end_s = 0.0
         self._response_started_s = 0.0
