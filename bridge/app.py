@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -68,6 +69,20 @@ def device_gate(settings: Settings) -> DeviceGate:
         default_settings=DeviceSettings(settings.esp32_volume, settings.esp32_pitch_factor),
     )
     return DeviceGate(authenticator, FailureLimiter(), Backoff())
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn must serve this app (the CLI and the test server share it)."""
+    return {
+        "ws": settings.uvicorn_ws,
+        "ws_max_size": settings.max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_timeout_s,
+        "ws_per_message_deflate": False,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+    }
 
 
 def create_app(

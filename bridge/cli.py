@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge import logs
-    from bridge.app import create_app
+    from bridge.app import create_app, uvicorn_options
 
     try:
         settings = Settings.from_env()
@@ -30,19 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        ws=settings.uvicorn_ws,
-        ws_max_size=settings.max_message_bytes,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_timeout_s,
-        ws_per_message_deflate=False,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     return 0
 
 

@@ -88,6 +88,31 @@ class StreamResampler:
         self._stream = self._new_stream()
 
 
+class SampleAligner:
+    """Treats PCM16 as a byte stream: an odd trailing byte waits for the next chunk.
+
+    Devices send microphone audio in messages of any length; a sample split across two
+    messages must be joined, never dropped or shifted.
+    """
+
+    __slots__ = ("_carry",)
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def align(self, data: bytes) -> bytes:
+        if self._carry:
+            data = self._carry + data
+            self._carry = b""
+        if len(data) % 2:
+            self._carry = data[-1:]
+            data = data[:-1]
+        return data
+
+    def reset(self) -> None:
+        self._carry = b""
+
+
 class Converter:
     """Stateful one-direction converter from ``src`` to ``dst`` format.
 
@@ -95,12 +120,12 @@ class Converter:
     next call so a sample split across messages is never lost or misaligned.
     """
 
-    __slots__ = ("_carry", "_resampler", "dst", "src")
+    __slots__ = ("_aligner", "_resampler", "dst", "src")
 
     def __init__(self, src: AudioSpec, dst: AudioSpec) -> None:
         self.src = src
         self.dst = dst
-        self._carry = b""
+        self._aligner = SampleAligner()
         self._resampler = (
             StreamResampler(src.rate_hz, dst.rate_hz) if src.rate_hz != dst.rate_hz else None
         )
@@ -113,13 +138,7 @@ class Converter:
         """Decode the source encoding to PCM16 at the source rate (sample-aligned)."""
         if self.src.encoding == "ulaw":
             return ulaw_to_pcm16(data)
-        if self._carry:
-            data = self._carry + data
-            self._carry = b""
-        if len(data) % 2:
-            self._carry = data[-1:]
-            data = data[:-1]
-        return data
+        return self._aligner.align(data)
 
     def process(self, data: bytes) -> bytes:
         if self.is_passthrough and self.src.encoding == "ulaw":
@@ -131,14 +150,14 @@ class Converter:
 
     def flush(self) -> bytes:
         """End of a stream (a turn): emit what the resampler holds and start afresh."""
-        self._carry = b""
+        self._aligner.reset()
         if self._resampler is None:
             return b""
         tail = self._resampler.flush()
         return pcm16_to_ulaw(tail) if self.dst.encoding == "ulaw" else tail
 
     def reset(self) -> None:
-        self._carry = b""
+        self._aligner.reset()
         if self._resampler is not None:
             self._resampler.reset()
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from bridge.app import uvicorn_options
 from bridge.fastpath import FastWebSocketPaths
 from bridge.settings import Settings
 
@@ -23,19 +24,7 @@ T = TypeVar("T")
 class ServerThread:
     def __init__(self, app: FastWebSocketPaths, settings: Settings) -> None:
         self.app = app
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            log_config=None,
-            access_log=False,
-            ws=settings.uvicorn_ws,
-            ws_max_size=settings.max_message_bytes,
-            ws_ping_interval=settings.ws_ping_interval_s,
-            ws_ping_timeout=settings.ws_ping_timeout_s,
-            ws_per_message_deflate=False,
-            lifespan="on",
-        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, **uvicorn_options(settings))
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="uvicorn-test", daemon=True)

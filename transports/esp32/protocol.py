@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pipeline.audio import SampleAligner
+
 #: the device's WebSocket library rejects frames of 15 * 1024 bytes or more
 MAX_DEVICE_FRAME_BYTES = 15 * 1024
 #: the firmware restarts listening this long after reading COMPLETE/ERROR
@@ -99,7 +101,7 @@ class Esp32Protocol:
         self.state = DeviceState.OPEN
         self.counters = Counters()
         self._auth_sent = False
-        self._carry = b""
+        self._aligner = SampleAligner()
         self._gap_until_ms = 0.0
         self._max_upstream_bytes_per_window = (
             upstream_rate_hz * 2 * UPSTREAM_RATE_FACTOR * UPSTREAM_RATE_WINDOW_MS // 1000
@@ -142,15 +144,10 @@ class Esp32Protocol:
         self.refresh(now_ms)
         if self.state not in _UPSTREAM_STATES:
             self.counters.upstream_discarded_bytes += len(data)
-            self._carry = b""
+            self._aligner.reset()
             return []
         self.counters.upstream_bytes += len(data)
-        if self._carry:
-            data = self._carry + data
-            self._carry = b""
-        if len(data) % 2:
-            self._carry = data[-1:]
-            data = data[:-1]
+        data = self._aligner.align(data)
         return [UpstreamAudio(data)] if data else []
 
     def _check_rate(self, n_bytes: int, now_ms: float) -> ProtocolViolation | None:
@@ -236,7 +233,7 @@ class Esp32Protocol:
         if self.state not in (DeviceState.OPEN, *_UPSTREAM_STATES):
             raise OutboundViolation(f"AUDIO.COMMITTED in state {self.state.value}")
         self.state = DeviceState.COMMITTED
-        self._carry = b""
+        self._aligner.reset()
         return _server("AUDIO.COMMITTED")
 
     def complete(self, now_ms: float, unplayed_ms: float, volume: int | None = None) -> str:
