@@ -56,7 +56,18 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
         vad_mode=settings.vad_mode,
         max_turn_ms=settings.max_turn_ms,
     )
-    return {"twilio": SessionConfig(endpointer=phone), "esp32": SessionConfig(endpointer=toy)}
+    return {
+        "twilio": SessionConfig(
+            endpointer=phone,
+            idle_timeout_s=settings.call_idle_timeout_s,
+            max_duration_s=settings.max_call_s,
+        ),
+        "esp32": SessionConfig(
+            endpointer=toy,
+            idle_timeout_s=settings.esp32_idle_timeout_s,
+            max_duration_s=settings.esp32_max_session_s,
+        ),
+    }
 
 
 def device_gate(settings: Settings) -> DeviceGate:

@@ -97,6 +97,20 @@ class Settings:
         min_value=1000,
         max_value=120_000,
     )
+    call_idle_timeout_s: float = _setting(
+        "BRIDGE_CALL_IDLE_TIMEOUT_S",
+        300.0,
+        "End a phone call politely after this long without the caller speaking (0: never).",
+        min_value=0,
+        max_value=86400,
+    )
+    max_call_s: float = _setting(
+        "BRIDGE_MAX_CALL_S",
+        3600.0,
+        "End a phone call politely after this long (0: never).",
+        min_value=0,
+        max_value=86400,
+    )
     twilio_chunk_ms: int = _setting(
         "BRIDGE_TWILIO_CHUNK_MS",
         40,
@@ -183,6 +197,20 @@ class Settings:
         "Trailing silence that ends a child's turn.",
         min_value=500,
         max_value=2000,
+    )
+    esp32_idle_timeout_s: float = _setting(
+        "BRIDGE_ESP32_IDLE_TIMEOUT_S",
+        300.0,
+        "Send a toy to sleep after this long without the child speaking (0: never).",
+        min_value=0,
+        max_value=86400,
+    )
+    esp32_max_session_s: float = _setting(
+        "BRIDGE_ESP32_MAX_SESSION_S",
+        1800.0,
+        "Send a toy to sleep after this long in one session (0: never).",
+        min_value=0,
+        max_value=86400,
     )
     esp32_volume: int = _setting(
         "BRIDGE_ESP32_VOLUME",

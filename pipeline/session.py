@@ -75,6 +75,10 @@ class SessionObserver:
 class SessionConfig:
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    #: end the call politely after this long without user speech (0: never)
+    idle_timeout_s: float = 0.0
+    #: end the call politely after this long in total (0: never)
+    max_duration_s: float = 0.0
 
 
 class CallSession(AgentOutput):
@@ -107,6 +111,7 @@ class CallSession(AgentOutput):
         self._closing = False
         self._hangup_reason: str | None = None
         self._closed = asyncio.Event()
+        self.last_activity = self.started_at
         # inbound: wire -> PCM16 at a rate the endpointer accepts
         vad_rate = port.wire_in.rate_hz if port.wire_in.rate_hz in VAD_RATES_HZ else 16000
         self.vad_spec = AudioSpec("pcm16", vad_rate)
@@ -134,6 +139,8 @@ class CallSession(AgentOutput):
     async def start(self) -> None:
         """Start the pacer and the agent (which may queue a greeting)."""
         self._tasks.spawn(self.playout.run(), "pacer")
+        if self.config.idle_timeout_s > 0 or self.config.max_duration_s > 0:
+            self._tasks.spawn(self._enforce_time_limits(), "limits")
         await self.agent.start(self)
 
     async def close(self, reason: str) -> None:
@@ -237,6 +244,7 @@ class CallSession(AgentOutput):
         return turn
 
     def _on_speech_started(self) -> None:
+        self.last_activity = self._clock()
         if self.responding:
             self._spawn_barge_in()
 
@@ -308,6 +316,7 @@ class CallSession(AgentOutput):
         self.playout.end_turn(turn_id)
 
     def user_speech_started(self) -> None:
+        self.last_activity = self._clock()
         if self.responding:
             self._spawn_barge_in()
 
@@ -332,6 +341,32 @@ class CallSession(AgentOutput):
         await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
         self.end_reason = reason
         await self.port.close(1000, reason)
+
+    async def _enforce_time_limits(self) -> None:
+        """One task per call: sleeps until the nearest deadline (idle or total duration)."""
+        cfg = self.config
+        while True:
+            now = self._clock()
+            deadlines = []
+            if cfg.idle_timeout_s > 0:
+                deadlines.append((self.last_activity + cfg.idle_timeout_s, "idle timeout"))
+            if cfg.max_duration_s > 0:
+                deadlines.append((self.started_at + cfg.max_duration_s, "maximum duration"))
+            when, reason = min(deadlines)
+            if when > now:
+                await asyncio.sleep(when - now)
+                continue
+            if self.responding:  # never cut a reply: look again once it has played
+                await asyncio.sleep(1.0)
+                continue
+            self.log.info("ending the call: %s", reason)
+            turn = self.begin_turn()
+            try:
+                await self.agent.farewell(turn, self)
+            finally:
+                self.end_turn(turn)
+            self.hang_up(reason)
+            return
 
     # -- internals -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
 from pipeline.audio import AudioSpec
 
 TONE_SPEC = AudioSpec("pcm16", 16000)
+FAREWELL_MS = 360
 
 
 def tone_pcm(ms: int, freq_hz: float = 440.0, rate_hz: int = 16000) -> bytes:
@@ -33,6 +34,7 @@ class ToneAgent(Agent):
         self.digits: list[str] = []
         self.closed = False
         self.cancelled_turns: list[int] = []
+        self.farewells = 0
 
     async def start(self, out: AgentOutput) -> None:
         if self.greeting_ms:
@@ -53,6 +55,10 @@ class ToneAgent(Agent):
 
     def dtmf(self, digit: str, out: AgentOutput) -> None:
         self.digits.append(digit)
+
+    async def farewell(self, turn_id: int, out: AgentOutput) -> None:
+        self.farewells += 1
+        await out.audio(turn_id, tone_pcm(FAREWELL_MS, 500))
 
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
         self.interruptions.append((turn_id, heard_ms))

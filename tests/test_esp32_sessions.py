@@ -447,6 +447,19 @@ async def test_agent_goodbye_sends_session_end_after_playback(make_server: MakeS
     await toy.close()
 
 
+async def test_idle_toy_hears_a_farewell_then_sleeps(make_server: MakeServer) -> None:
+    factory = tone_factory()
+    server = make_server(factory, BRIDGE_ESP32_IDLE_TIMEOUT_S=2)
+    toy = await open_toy(server, token=None, idle_mic=True)
+    started = time.monotonic()
+    assert await toy.wait_closed(8) == 1000
+    assert toy.session_ended and 2.0 <= time.monotonic() - started <= 6.0
+    farewell = toy.responses[-1]
+    assert farewell.ok and farewell.bracketed and farewell.decoded_ms == 3 * FRAME_MS
+    assert toy.protocol_errors == []
+    await toy.close()
+
+
 # -- hostile input, reconnects, isolation (31-36) ------------------------------------------
 
 

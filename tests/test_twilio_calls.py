@@ -359,6 +359,18 @@ async def test_agent_hang_up_waits_for_the_last_mark_then_closes_1000(
     await peer.close()
 
 
+async def test_maximum_call_duration_ends_the_call_after_a_farewell(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(tone_factory(), BRIDGE_MAX_CALL_S=2)
+    peer = await open_call(server)
+    talker = background(peer.silence(10_000))
+    assert await peer.wait_closed(8) == 1000
+    talker.cancel()
+    assert len(peer.played) == 360 * 8  # the whole farewell was heard before the close
+    await peer.close()
+
+
 async def test_agent_start_failure_closes_1000_and_other_calls_continue(
     make_server: MakeServer, hello_ulaw: bytes
 ) -> None:

@@ -84,6 +84,9 @@ class Agent(ABC):
     def dtmf(self, digit: str, out: AgentOutput) -> None:  # noqa: B027
         """A keypad digit from the caller."""
 
+    async def farewell(self, turn_id: int, out: AgentOutput) -> None:  # noqa: B027
+        """The call is ending (idle or too long): say a short goodbye as ``turn_id``."""
+
     def interrupted(self, turn_id: int, heard_ms: float) -> None:  # noqa: B027
         """Turn ``turn_id`` was cut off after ``heard_ms`` of it had been heard."""
 
