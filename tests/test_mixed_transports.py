@@ -8,7 +8,7 @@ from pipeline.agents.echo import EchoAgent
 from tests.agents import Factory
 from tests.conftest import MakeServer
 from tests.toy_helpers import hello_16k, open_toy
-from tests.twilio_helpers import background, open_call, say
+from tests.twilio_helpers import open_call, say_and_listen
 
 
 async def test_phone_call_and_toy_share_one_agent_concurrently(
@@ -21,11 +21,7 @@ async def test_phone_call_and_toy_share_one_agent_concurrently(
     await toy.wait_responses(1, 5)
 
     async def phone_turn() -> bytes:
-        sent = await say(phone, hello_ulaw)
-        talker = background(phone.silence(8000))
-        await phone.wait_quiet(quiet_s=1.0, timeout_s=20)
-        talker.cancel()
-        return sent
+        return await say_and_listen(phone, hello_ulaw, quiet_s=1.0)
 
     async def toy_turn() -> None:
         await toy.speak(hello_16k())

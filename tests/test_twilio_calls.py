@@ -23,7 +23,14 @@ from tests.agents import (
 )
 from tests.conftest import MakeServer, load_ulaw
 from tests.serverthread import ServerThread
-from tests.twilio_helpers import SILENCE, background, media_payloads, open_call, say
+from tests.twilio_helpers import (
+    SILENCE,
+    background,
+    media_payloads,
+    open_call,
+    say,
+    say_and_listen,
+)
 
 CHUNK_MS = 40
 
@@ -75,10 +82,7 @@ async def test_caller_hears_own_words_back_paced_and_well_formed(
     server: ServerThread, hello_ulaw: bytes
 ) -> None:
     peer = await open_call(server)
-    sent = await say(peer, hello_ulaw)
-    talker = background(peer.silence(6000))
-    await peer.wait_quiet(quiet_s=1.0, timeout_s=15)
-    talker.cancel()
+    sent = await say_and_listen(peer, hello_ulaw, quiet_s=1.0, timeout_s=15)
     await peer.send_stop()
     await peer.close()
 
@@ -119,10 +123,7 @@ async def test_stock_uvicorn_websockets_work_too(
     """Without our protocol class (no fast-receive extension) the ordinary path serves."""
     server = make_server(BRIDGE_WS_IMPL=ws_impl)
     peer = await open_call(server)
-    sent = await say(peer, hello_ulaw)
-    talker = background(peer.silence(6000))
-    await peer.wait_quiet(quiet_s=0.8, timeout_s=15)
-    talker.cancel()
+    sent = await say_and_listen(peer, hello_ulaw, timeout_s=15)
     assert bytes(peer.played) in sent and len(peer.played) > 0.8 * len(hello_ulaw)
     await peer.close()
 
@@ -192,8 +193,7 @@ async def test_hostile_frames_close_only_the_offending_call(
     assert not bad.is_closed
     await bad._ws.send("[]")
     assert await bad.wait_closed(3) == 1008
-    sent = await say(good, hello_ulaw)
-    await good.wait_quiet(quiet_s=0.6, timeout_s=10)
+    sent = await say_and_listen(good, hello_ulaw, quiet_s=0.6, timeout_s=10)
     assert bytes(good.played) in sent and len(good.played) > 0.8 * len(hello_ulaw)
     await good.close()
     await bad.close()
@@ -208,8 +208,7 @@ async def test_oversized_message_closes_1009_and_other_calls_continue(
     assert big._ws is not None
     await big._ws.send(json.dumps({"event": "media", "pad": "x" * (65 * 1024)}))
     assert await big.wait_closed(3) == 1009
-    sent = await say(good, hello_ulaw)
-    await good.wait_quiet(quiet_s=0.6, timeout_s=10)
+    sent = await say_and_listen(good, hello_ulaw, quiet_s=0.6, timeout_s=10)
     assert bytes(good.played) in sent and len(good.played) > 0.8 * len(hello_ulaw)
     await good.close()
     await big.close()
@@ -427,11 +426,7 @@ async def test_injected_fault_closes_1011_while_20_calls_continue_without_cross_
 
     async def converse(index: int) -> bytes:
         peer = peers[index]
-        sent = await say(peer, voices[index], lead_ms=200 + 20 * index)
-        talker = background(peer.silence(8000))
-        await peer.wait_quiet(quiet_s=0.8, timeout_s=20)
-        talker.cancel()
-        return sent
+        return await say_and_listen(peer, voices[index], lead_ms=200 + 20 * index)
 
     calls = asyncio.gather(*(converse(i) for i in range(20)))
     await asyncio.sleep(1.0)

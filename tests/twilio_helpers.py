@@ -28,6 +28,20 @@ async def say(peer: FakeTwilio, ulaw: bytes, lead_ms: int = 300, tail_ms: int = 
     return sent
 
 
+async def say_and_listen(
+    peer: FakeTwilio, ulaw: bytes, quiet_s: float = 0.8, timeout_s: float = 20.0, lead_ms: int = 300
+) -> bytes:
+    """Say ``ulaw``, keep the line alive with silence (as Twilio does) until the reply has
+    finished playing, and return everything that was sent."""
+    sent = await say(peer, ulaw, lead_ms=lead_ms)
+    talker = background(peer.silence(int(timeout_s * 1000)))
+    try:
+        await peer.wait_quiet(quiet_s=quiet_s, timeout_s=timeout_s)
+    finally:
+        talker.cancel()
+    return sent
+
+
 def media_payloads(peer: FakeTwilio) -> list[bytes]:
     return [base64.b64decode(m["media"]["payload"]) for m in peer.outbound("media")]
 
