@@ -4,7 +4,7 @@
 .PHONY: setup run test lint typecheck pytest firmware-test bench
 
 setup:
-	scripts/setup.sh dev
+	scripts/setup.sh dev,local
 
 run: setup
 	.venv/bin/bridge serve

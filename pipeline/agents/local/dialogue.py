@@ -1,0 +1,111 @@
+"""A small rule-based dialogue that is honest about what it is.
+
+It understands a handful of intents (greeting, the time, the date, help, "repeat after me",
+goodbye) from recognised text. Everything it says comes from :class:`Phrases`, so operators
+can change the wording without touching code. Time comes from an injected clock so replies
+are testable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Phrases:
+    greeting: str = "Hello! I'm a simple offline voice assistant. Ask me the time, or say help."
+    help: str = (
+        "I can tell you the time or the date, repeat what you say after the words "
+        "repeat after me, and say goodbye. I'm a small offline program, not a person."
+    )
+    time: str = "It's {time}."
+    date: str = "Today is {date}."
+    not_understood: str = "Sorry, I didn't catch that. You can ask me the time, or say help."
+    goodbye: str = "Goodbye! Thanks for calling."
+    hello_again: str = "Hello again! What can I do for you?"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    #: the conversation is over: hang up once this has been heard
+    end_call: bool = False
+
+
+_REPEAT = re.compile(r"\brepeat after me\b\s*(.*)", re.IGNORECASE)
+_WORDS = re.compile(r"[a-z']+")
+
+#: keywords per intent, checked in this order (goodbye before greeting: "bye" beats "hi")
+INTENT_KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("goodbye", frozenset({"goodbye", "bye", "hang", "quit", "stop"})),
+    ("help", frozenset({"help", "options", "what can you do"})),
+    ("date", frozenset({"date", "day", "today"})),
+    ("time", frozenset({"time", "clock", "hour", "o'clock"})),
+    ("greeting", frozenset({"hello", "hi", "hey", "morning", "afternoon", "evening"})),
+)
+
+
+def intent_of(text: str) -> str | None:
+    words = set(_WORDS.findall(text.lower()))
+    for intent, keywords in INTENT_KEYWORDS:
+        if words & keywords:
+            return intent
+    return None
+
+
+def spoken_time(moment: datetime) -> str:
+    """'ten past three in the afternoon' style is hard to get right; digits read well."""
+    hour = moment.hour % 12 or 12
+    period = (
+        "in the morning"
+        if moment.hour < 12
+        else "in the afternoon"
+        if moment.hour < 18
+        else "in the evening"
+    )
+    return f"{hour}:{moment.minute:02d} {period}"
+
+
+def spoken_date(moment: datetime) -> str:
+    return f"{moment.strftime('%A')}, {moment.strftime('%B')} {moment.day}, {moment.year}"
+
+
+class Dialogue:
+    def __init__(
+        self,
+        phrases: Phrases | None = None,
+        timezone: str = "UTC",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.phrases = phrases or Phrases()
+        zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(zone))
+
+    def greeting(self) -> Reply:
+        return Reply(self.phrases.greeting)
+
+    def reply(self, heard: str) -> Reply:
+        """Answer one recognised utterance (possibly empty)."""
+        text = heard.strip()
+        if not text:
+            return Reply(self.phrases.not_understood)
+        repeat = _REPEAT.search(text)
+        if repeat is not None and repeat.group(1).strip():
+            return Reply(repeat.group(1).strip())
+        intent = intent_of(text)
+        now = self._clock()
+        if intent == "goodbye":
+            return Reply(self.phrases.goodbye, end_call=True)
+        if intent == "help":
+            return Reply(self.phrases.help)
+        if intent == "date":
+            return Reply(self.phrases.date.format(date=spoken_date(now)))
+        if intent == "time":
+            return Reply(self.phrases.time.format(time=spoken_time(now)))
+        if intent == "greeting":
+            return Reply(self.phrases.hello_again)
+        return Reply(self.phrases.not_understood)

@@ -1,0 +1,67 @@
+"""Offline speech recognition with pocketsphinx, constrained by a grammar of the dialogue.
+
+An open language model garbles short commands on 8 kHz phone audio ("help" -> "help him",
+"hello there" -> "over there"); a JSGF grammar of what the dialogue understands recognises
+them reliably (tests/test_local_agent_parts.py). Dither is off so recognition is repeatable.
+Models are read once per process by pocketsphinx; each call gets its own decoder because a
+decoder holds per-utterance state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+RECOGNIZER_RATE_HZ = 16000
+
+#: what the dialogue understands, as a JSGF grammar (pipeline/agents/local/dialogue.py)
+INTENT_GRAMMAR = """#JSGF V1.0;
+grammar bridge;
+public <utterance> = [please] (<time> | <date> | <greeting> | <goodbye> | <help>) [please];
+<time> = [what] [is the] time [is it] | what time is it [now];
+<date> = [what is] [the] date [today] | what day is it [today];
+<greeting> = hello [there] | hi [there] | hey | good (morning | afternoon | evening);
+<goodbye> = goodbye | bye [bye] | hang up | that is all;
+<help> = help [me] | what can you do;
+"""
+
+
+class Recognizer:
+    """Creates per-call decoders that share one grammar file."""
+
+    _grammar_lock = threading.Lock()
+    _grammar_path: Path | None = None
+
+    def __init__(self, grammar: str = INTENT_GRAMMAR) -> None:
+        self._grammar = grammar
+
+    def _grammar_file(self) -> Path:
+        with self._grammar_lock:
+            if Recognizer._grammar_path is None:
+                directory = Path(tempfile.mkdtemp(prefix="bridge-asr-"))
+                path = directory / "intents.jsgf"
+                path.write_text(self._grammar)
+                Recognizer._grammar_path = path
+            return Recognizer._grammar_path
+
+    def new_decoder(self) -> Any:
+        """A decoder for one call (blocking, about 0.1-0.5 s: build it off the event loop)."""
+        from pocketsphinx import Decoder
+
+        return Decoder(
+            samprate=RECOGNIZER_RATE_HZ,
+            jsgf=str(self._grammar_file()),
+            dither=False,
+            loglevel="FATAL",
+        )
+
+    @staticmethod
+    def transcribe(decoder: Any, pcm16_16k: bytes) -> str:
+        """Recognise one whole utterance (blocking); empty string when nothing matched."""
+        decoder.start_utt()
+        decoder.process_raw(pcm16_16k, full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        return str(hypothesis.hypstr) if hypothesis is not None else ""
