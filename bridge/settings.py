@@ -55,7 +55,14 @@ class Settings:
         "stream URL. Empty: taken from the request (forwarded headers when trusted).",
     )
     agent: str = _setting(
-        "BRIDGE_AGENT", "echo", "Voice agent behind every call.", choices=("echo",)
+        "BRIDGE_AGENT",
+        "echo",
+        "Voice agent behind every call: `echo` (plays each utterance back) or `local` "
+        "(offline speech recognition, rule-based dialogue and neural speech; the `local` extra).",
+        choices=("echo", "local"),
+    )
+    timezone: str = _setting(
+        "BRIDGE_TIMEZONE", "UTC", "IANA time zone the local agent tells the time in."
     )
     log_level: str = _setting(
         "BRIDGE_LOG_LEVEL",

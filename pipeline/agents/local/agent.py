@@ -1,0 +1,77 @@
+"""The offline agent: hear (pocketsphinx), decide (rule-based dialogue), speak (piper)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
+from pipeline.agents.local.dialogue import Dialogue, Phrases
+from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
+from pipeline.agents.local.voice import PiperSpeaker
+from pipeline.audio import AudioSpec
+
+
+class LocalAgent(Agent):
+    input_spec = AudioSpec("pcm16", RECOGNIZER_RATE_HZ)
+
+    def __init__(self, speaker: PiperSpeaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
+        self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
+        self._speaker = speaker
+        self._recognizer = recognizer
+        self._dialogue = dialogue
+        self._decoder: Any = None
+        # A barged-in turn's recognition may still run in its thread when the next starts.
+        self._decoder_lock = threading.Lock()
+
+    async def start(self, out: AgentOutput) -> None:
+        self._decoder = await asyncio.to_thread(self._recognizer.new_decoder)
+        turn = out.begin_turn()
+        await self._say(turn, self._dialogue.greeting().text, out)
+        out.end_turn(turn)
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        heard = await asyncio.to_thread(self._transcribe, utterance)
+        out.transcript(turn_id, "user", heard)
+        reply = self._dialogue.reply(heard)
+        out.transcript(turn_id, "assistant", reply.text)
+        await self._say(turn_id, reply.text, out)
+        if reply.end_call:
+            out.hang_up("the caller said goodbye")
+
+    async def farewell(self, turn_id: int, out: AgentOutput) -> None:
+        await self._say(turn_id, self._dialogue.phrases.goodbye, out)
+
+    def _transcribe(self, utterance: bytes) -> str:
+        with self._decoder_lock:
+            return self._recognizer.transcribe(self._decoder, utterance)
+
+    async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        async for pcm in self._speaker.speak(text):
+            await out.audio(turn_id, pcm)
+
+
+class LocalAgentFactory(AgentFactory):
+    """Loads the voice once for the process; every call shares it."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        phrases: Phrases | None = None,
+        timezone: str = "UTC",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._speaker = PiperSpeaker.shared()
+        self._speaker.load()
+        self._recognizer = Recognizer()
+        self._phrases = phrases
+        self._timezone = timezone
+        self._clock = clock
+
+    def create(self, call: CallInfo) -> Agent:
+        dialogue = Dialogue(self._phrases, self._timezone, self._clock)
+        return LocalAgent(self._speaker, self._recognizer, dialogue)
