@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.procstat import cpu_seconds, rss_bytes
+from bench.harness import measure
+from bench.procstat import rss_bytes
 from bench.server import BenchServer
 from bench.twilio_load import FIXTURE, percentile, write_json
 from bench.wsclient import OP_BINARY, OP_TEXT, LeanWebSocket, open_lean
@@ -55,7 +56,6 @@ class ToyStats:
     replies: int = 0
     packets: int = 0
     errors: int = 0
-    failed: bool = False
 
 
 class SimToy:
@@ -70,9 +70,13 @@ class SimToy:
         self.position = 0
         self.spoke_at: float | None = None
         self.stats = ToyStats()
+        self.failed = False
         ws.on_message = self.on_message
 
-    def tick(self, now: float) -> None:
+    def reset_stats(self) -> None:
+        self.stats = ToyStats()
+
+    def tick(self, now: float, measuring: bool) -> None:
         if self.listen_at is None or now < self.listen_at:
             return
         chunk = self.speech[self.position] if self.position < len(self.speech) else SILENCE
@@ -134,46 +138,22 @@ async def run_level(n: int, seconds: float, warmup_s: float, server_core: int) -
                 {"X-Device-Mac": mac, "Sec-WebSocket-Protocol": "arduino"},
             )
             toys.append(SimToy(ws, speech, speech_end, phase_s=(i * 6.0) / n))
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        tick = 0
-        measuring = False
-        cpu_start = gen_start = wall_start = 0.0
-        while loop.time() < t0 + warmup_s + seconds:
-            now = time.monotonic()
-            if not measuring and loop.time() >= t0 + warmup_s:
-                measuring = True
-                for toy in toys:
-                    toy.stats = ToyStats()
-                cpu_start, gen_start, wall_start = cpu_seconds(server.pid), time.process_time(), now
-            for toy in toys:
-                if toy.ws.closed.done():
-                    toy.stats.failed = True
-                else:
-                    toy.tick(now)
-            tick += 1
-            delay = t0 + tick * MIC_CHUNK_MS / 1000 - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        wall = time.monotonic() - wall_start
-        cpu = cpu_seconds(server.pid) - cpu_start
-        gen_cpu = time.process_time() - gen_start
-        rss_loaded = rss_bytes(server.pid)
+        window = await measure(toys, server.pid, rss_idle, MIC_CHUNK_MS, warmup_s, seconds)
         for toy in toys:
             toy.ws.close()
         latencies = [x * 1000 for t in toys for x in t.stats.latencies_s]
         return ToyRunResult(
             toys=n,
-            server_cpu_pct=round(100 * cpu / wall, 1),
-            cpu_ms_per_session_s=round(1000 * cpu / (n * wall), 3),
-            rss_per_session_mb=round((rss_loaded - rss_idle) / n / 2**20, 3),
+            server_cpu_pct=window.server_cpu_pct(),
+            cpu_ms_per_session_s=window.cpu_ms_per_peer_s(n),
+            rss_per_session_mb=window.rss_per_peer_mb(n),
             p50_ms=round(percentile(latencies, 50), 1),
             p95_ms=round(percentile(latencies, 95), 1),
             replies=sum(t.stats.replies for t in toys),
             opus_packets=sum(t.stats.packets for t in toys),
             errors=sum(t.stats.errors for t in toys),
-            failed_toys=sum(t.stats.failed for t in toys),
-            generator_cpu_pct=round(100 * gen_cpu / wall, 1),
+            failed_toys=sum(t.failed for t in toys),
+            generator_cpu_pct=window.generator_cpu_pct(),
         )
     finally:
         server.stop()

@@ -22,7 +22,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.procstat import cpu_seconds, rss_bytes
+from bench.harness import measure
+from bench.procstat import rss_bytes
 from bench.server import BenchServer
 from bench.wsclient import LeanWebSocket, open_lean
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
@@ -67,7 +68,6 @@ class CallStats:
     gaps: int = 0
     gap_ms: float = 0.0
     replies_missed: int = 0
-    failed: bool = False
 
 
 class SimCall:
@@ -83,6 +83,7 @@ class SimCall:
         self.sid = f"MZbench{index:06d}"
         self.seq = 1
         self.stats = CallStats()
+        self.failed = False
         self.speech_end: float | None = None
         self.play_end = 0.0
         self.in_reply = False
@@ -160,7 +161,6 @@ class RunResult:
     server_cpu_pct: float
     cpu_ms_per_call_s: float
     rss_per_call_mb: float
-    rss_total_mb: float
     p50_ms: float
     p95_ms: float
     replies: int
@@ -192,57 +192,23 @@ async def run_level(
             call = SimCall(ws, frames, speech_end_index, phase=(i * cycle) // n, index=i)
             call.begin(i)
             calls.append(call)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        measure_from = t0 + warmup_s
-        stop_at = measure_from + seconds
-        cpu_start = gen_start = 0.0
-        measuring = False
-        tick = 0
-        lags_ms: list[float] = []
-        while True:
-            now = time.monotonic()
-            if measuring:
-                lags_ms.append((loop.time() - (t0 + tick * FRAME_MS / 1000)) * 1000)
-            if not measuring and loop.time() >= measure_from:
-                measuring = True
-                for call in calls:
-                    call.reset_stats()
-                cpu_start = cpu_seconds(server.pid)
-                gen_start = time.process_time()
-                wall_start = now
-            if loop.time() >= stop_at:
-                break
-            for call in calls:
-                if call.ws.closed.done():
-                    call.stats.failed = True
-                    continue
-                call.tick(now, measuring)
-            tick += 1
-            delay = t0 + tick * FRAME_MS / 1000 - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        wall = time.monotonic() - wall_start
-        cpu = cpu_seconds(server.pid) - cpu_start
-        gen_cpu = time.process_time() - gen_start
-        rss_loaded = rss_bytes(server.pid)
+        window = await measure(calls, server.pid, rss_idle, FRAME_MS, warmup_s, seconds)
         for call in calls:
             call.ws.close()
         latencies = [x * 1000 for c in calls for x in c.stats.latencies_s]
-        failed = sum(1 for c in calls if c.stats.failed or c.stats.replies_missed)
+        failed = sum(1 for c in calls if c.failed or c.stats.replies_missed)
         return RunResult(
             calls=n,
-            server_cpu_pct=round(100 * cpu / wall, 1),
-            cpu_ms_per_call_s=round(1000 * cpu / (n * wall), 3),
-            rss_per_call_mb=round((rss_loaded - rss_idle) / n / 2**20, 3),
-            rss_total_mb=round(rss_loaded / 2**20, 1),
+            server_cpu_pct=window.server_cpu_pct(),
+            cpu_ms_per_call_s=window.cpu_ms_per_peer_s(n),
+            rss_per_call_mb=window.rss_per_peer_mb(n),
             p50_ms=round(percentile(latencies, 50), 1),
             p95_ms=round(percentile(latencies, 95), 1),
             replies=len(latencies),
             gaps=sum(c.stats.gaps for c in calls),
             failed_calls=failed,
-            generator_cpu_pct=round(100 * gen_cpu / wall, 1),
-            generator_lag_p99_ms=round(percentile(lags_ms, 99), 1),
+            generator_cpu_pct=window.generator_cpu_pct(),
+            generator_lag_p99_ms=round(percentile(window.lags_ms, 99), 1),
         )
     finally:
         server.stop()
@@ -265,7 +231,6 @@ def table(results: list[RunResult]) -> str:
     rows = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for r in results:
         values = asdict(r)
-        del values["rss_total_mb"]
         rows.append("| " + " | ".join(str(v) for v in values.values()) + " |")
     return "\n".join(rows)
 

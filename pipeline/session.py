@@ -113,10 +113,9 @@ class CallSession(AgentOutput):
         self._closed = asyncio.Event()
         self.last_activity = self.started_at
         # inbound: wire -> PCM16 at a rate the endpointer accepts
-        vad_rate = port.wire_in.rate_hz if port.wire_in.rate_hz in VAD_RATES_HZ else 16000
-        self.vad_spec = AudioSpec("pcm16", vad_rate)
+        self.vad_spec = self.native_spec(port.wire_in)
         self._to_vad = Converter(port.wire_in, self.vad_spec)
-        self._endpointer = Endpointer(vad_rate, cfg.endpointer)
+        self._endpointer = Endpointer(self.vad_spec.rate_hz, cfg.endpointer)
         self._to_agent: Converter | None = None
         if agent.detects_turns:
             self._to_agent = Converter(port.wire_in, agent.input_spec)

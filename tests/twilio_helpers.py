@@ -42,6 +42,13 @@ async def say_and_listen(
     return sent
 
 
+def assert_heard_own_words(peer: FakeTwilio, utterance: bytes, sent: bytes) -> None:
+    """Echo check: most of the utterance came back, byte for byte from this caller's stream."""
+    heard = bytes(peer.played)
+    assert len(heard) > 0.8 * len(utterance)
+    assert heard in sent
+
+
 def media_payloads(peer: FakeTwilio) -> list[bytes]:
     return [base64.b64decode(m["media"]["payload"]) for m in peer.outbound("media")]
 

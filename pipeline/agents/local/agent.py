@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -68,10 +69,7 @@ class LocalAgentFactory(AgentFactory):
         self._speaker = PiperSpeaker.shared()
         self._speaker.load()
         self._recognizer = Recognizer()
-        self._phrases = phrases
-        self._timezone = timezone
-        self._clock = clock
+        self._new_dialogue = functools.partial(Dialogue, phrases, timezone, clock)
 
     def create(self, call: CallInfo) -> Agent:
-        dialogue = Dialogue(self._phrases, self._timezone, self._clock)
-        return LocalAgent(self._speaker, self._recognizer, dialogue)
+        return LocalAgent(self._speaker, self._recognizer, self._new_dialogue())
