@@ -23,7 +23,7 @@ from bridge.settings import Settings
 from bridge.switchboard import Switchboard
 from pipeline.agents.base import AgentFactory
 from pipeline.endpointing import EndpointerConfig
-from pipeline.session import SessionConfig, SessionObserver
+from pipeline.session import Observers, SessionConfig, SessionObserver
 from transports.esp32.adapter import Esp32Options
 from transports.twilio.adapter import TwilioOptions
 
@@ -36,6 +36,8 @@ class BridgeState:
 
     settings: Settings
     switchboard: Switchboard
+    #: every session hook fans out through here; metrics and call records add themselves
+    observers: Observers
     twilio: TwilioOptions
     esp32: Esp32Options
     devices: DeviceGate
@@ -104,9 +106,11 @@ def create_app(
     """Build the app; tests pass their own ``factory`` to inject agents and faults."""
     install_redaction()
     factory = factory or build_agent_factory(settings)
+    observers = Observers(*([observer] if observer is not None else []))
     state = BridgeState(
         settings=settings,
-        switchboard=Switchboard(factory, session_configs(settings), observer),
+        switchboard=Switchboard(factory, session_configs(settings), observers),
+        observers=observers,
         twilio=TwilioOptions(
             chunk_ms=settings.twilio_chunk_ms,
             lead_ms=settings.twilio_lead_ms,

@@ -69,6 +69,8 @@ class Switchboard:
             await session.close("agent failed to start")
             raise AgentUnavailable(f"{self.factory.name} agent failed to start: {exc!r}") from exc
         session.log.info("call started caller=%s", call.caller)
+        if self._observer is not None:
+            self._observer.on_call_started(session)
         return session
 
     async def closed(self, session: CallSession, reason: str) -> None:

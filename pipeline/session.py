@@ -56,7 +56,20 @@ class SessionStats:
 
 
 class SessionObserver:
-    """Hooks for metrics and call records; the default does nothing."""
+    """Hooks for metrics and call records; the default does nothing.
+
+    Hooks run synchronously on the event loop inside the call's own code path, so they must be
+    cheap and must not raise (an :class:`Observers` group logs and swallows what they raise).
+    """
+
+    def on_call_started(self, session: CallSession) -> None:
+        """The session is registered and its agent started."""
+
+    def on_call_ended(self, session: CallSession) -> None:
+        """The session is closed; ``session.end_reason`` and ``session.stats`` are final."""
+
+    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
+        """The endpointer (or the far end) committed a user turn of ``speech_ms``."""
 
     def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
         pass
@@ -69,6 +82,47 @@ class SessionObserver:
 
     def on_agent_error(self, session: CallSession, kind: str) -> None:
         pass
+
+
+class Observers(SessionObserver):
+    """Fans every hook out to several observers (metrics, call records, recordings).
+
+    One failing observer is logged and skipped: bookkeeping must never break a live call.
+    """
+
+    def __init__(self, *observers: SessionObserver) -> None:
+        self._observers: list[SessionObserver] = list(observers)
+
+    def add(self, observer: SessionObserver) -> None:
+        self._observers.append(observer)
+
+    def _each(self, hook: str, *args: Any) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception:
+                log.exception("observer %s.%s failed", type(observer).__name__, hook)
+
+    def on_call_started(self, session: CallSession) -> None:
+        self._each("on_call_started", session)
+
+    def on_call_ended(self, session: CallSession) -> None:
+        self._each("on_call_ended", session)
+
+    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
+        self._each("on_user_turn", session, turn_id, speech_ms)
+
+    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+        self._each("on_turn_latency", session, turn_id, latency_ms)
+
+    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
+        self._each("on_barge_in", session, turn_id, heard_ms)
+
+    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
+        self._each("on_transcript", session, turn_id, role, text)
+
+    def on_agent_error(self, session: CallSession, kind: str) -> None:
+        self._each("on_agent_error", session, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +208,7 @@ class CallSession(AgentOutput):
             await asyncio.wait_for(self.agent.close(), timeout=1.0)
         except Exception as exc:  # an agent failing to close must not break teardown
             self.log.warning("agent close failed: %r", exc)
+        self.observer.on_call_ended(self)
         s = self.stats
         self.log.info(
             "call ended reason=%s duration_s=%.1f user_turns=%d agent_turns=%d barge_ins=%d "
@@ -251,6 +306,7 @@ class CallSession(AgentOutput):
         self.stats.user_turns += 1
         turn_id = self._new_turn()
         self._turn_ended_at[turn_id] = self._clock()
+        self.observer.on_user_turn(self, turn_id, turn.duration_ms)
         audio = turn.pcm16
         if self.agent.input_spec != self.vad_spec:
             converter = Converter(self.vad_spec, self.agent.input_spec)
