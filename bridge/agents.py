@@ -7,6 +7,7 @@ import logging
 from bridge.settings import Settings
 from pipeline.agents.base import AgentFactory
 from pipeline.agents.echo import EchoAgentFactory
+from pipeline.agents.persona import Persona, PersonaBook
 
 log = logging.getLogger("bridge.agents")
 
@@ -24,3 +25,13 @@ def build_agent_factory(settings: Settings) -> AgentFactory:
             return EchoAgentFactory()
         return LocalAgentFactory(timezone=settings.timezone)
     return EchoAgentFactory()
+
+
+def persona_book(settings: Settings) -> PersonaBook:
+    """The personas file over the default persona from settings; raises PersonaError early."""
+    default = Persona(
+        system_prompt=settings.system_prompt,
+        first_message=settings.first_message,
+        voice=settings.openai_voice,
+    )
+    return PersonaBook.load(settings.personas_file or None, default)

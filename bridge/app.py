@@ -68,6 +68,7 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
             endpointer=toy,
             idle_timeout_s=settings.esp32_idle_timeout_s,
             max_duration_s=settings.esp32_max_session_s,
+            spoken_apology=False,
         ),
     }
 

@@ -79,6 +79,9 @@ async def twiml_webhook(request: Request) -> Response:
     except ValueError as exc:
         return PlainTextResponse(str(exc), status_code=413)
     params = {"from": form.get("From", ""), "to": form.get("To", "")}
+    persona = request.query_params.get("persona", "")
+    if persona:  # a webhook URL such as /twiml?persona=pirate picks the persona per number
+        params["persona"] = persona
     body = twiml.connect_stream(f"wss://{public_host(request)}{STREAM_PATH}", params)
     return Response(body, media_type="text/xml")
 

@@ -61,6 +61,50 @@ class Settings:
         "(offline speech recognition, rule-based dialogue and neural speech; the `local` extra).",
         choices=("echo", "local"),
     )
+    openai_api_key: str = _setting(
+        "BRIDGE_OPENAI_API_KEY",
+        "",
+        "API key for the `openai` and `openai-realtime` agents.",
+        aliases=("OPENAI_API_KEY",),
+        secret=True,
+    )
+    openai_base_url: str = _setting(
+        "BRIDGE_OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "Base URL of the OpenAI API, or of an OpenAI-compatible server (every stage's default).",
+        aliases=("OPENAI_BASE_URL",),
+    )
+    openai_model: str = _setting(
+        "BRIDGE_OPENAI_MODEL",
+        "gpt-4o-mini",
+        "Chat model of the `openai` agent.",
+        aliases=("ELATO_OPENAI_MODEL",),
+    )
+    system_prompt: str = _setting(
+        "BRIDGE_SYSTEM_PROMPT",
+        "You are a friendly, concise voice assistant on a phone line or in a toy. Answer in one "
+        "to three short spoken sentences, without lists, markdown or emoji. When the caller "
+        "says goodbye or wants to end, say a short goodbye and call the end_call tool.",
+        "System prompt of the LLM agents (the default persona).",
+        aliases=("ELATO_OPENAI_SYSTEM_PROMPT",),
+    )
+    first_message: str = _setting(
+        "BRIDGE_FIRST_MESSAGE",
+        "Hello! How can I help you today?",
+        "What the LLM agents say when a call connects (empty: wait for the caller).",
+        aliases=("ELATO_OPENAI_FIRST_MESSAGE",),
+    )
+    openai_voice: str = _setting(
+        "BRIDGE_OPENAI_VOICE",
+        "alloy",
+        "Voice of the OpenAI speech stage and of the Realtime agent (the default persona).",
+    )
+    personas_file: str = _setting(
+        "BRIDGE_PERSONAS_FILE",
+        "",
+        "TOML file of personas (system prompt, first message, voice) chosen per Twilio number "
+        'or device; see README "Personas". Empty: one persona from the settings above.',
+    )
     timezone: str = _setting(
         "BRIDGE_TIMEZONE", "UTC", "IANA time zone the local agent tells the time in."
     )

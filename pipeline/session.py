@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
+from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
 from pipeline.endpointing import (
     VAD_RATES_HZ,
@@ -133,6 +134,9 @@ class SessionConfig:
     idle_timeout_s: float = 0.0
     #: end the call politely after this long in total (0: never)
     max_duration_s: float = 0.0
+    #: a failed agent turn plays the packaged apology (phones); else the transport's error
+    #: signal alone reports it (a toy shows RESPONSE.ERROR)
+    spoken_apology: bool = True
 
 
 class CallSession(AgentOutput):
@@ -314,18 +318,16 @@ class CallSession(AgentOutput):
         self._turn_task = self._tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
 
     async def _run_turn(self, turn_id: int, utterance: bytes) -> None:
-        ok = True
         try:
             await self.port.commit_user_turn(turn_id)
             await self.agent.respond(turn_id, utterance, self)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            ok = False
-            self.stats.agent_errors += 1
-            self.observer.on_agent_error(self, type(exc).__name__)
             self.log.warning("agent turn %d failed: %r", turn_id, exc, extra={"turn_id": turn_id})
-        self.playout.end_turn(turn_id, ok=ok)
+            await self.fail_turn(turn_id, type(exc).__name__)
+            return
+        self.playout.end_turn(turn_id)
 
     # -- barge-in --------------------------------------------------------------------------
 
@@ -377,6 +379,20 @@ class CallSession(AgentOutput):
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.observer.on_transcript(self, turn_id, role, text)
+
+    async def fail_turn(self, turn_id: int, kind: str) -> None:
+        """The agent gave up on ``turn_id`` (retries exhausted): never leave dead air.
+
+        Counted as an agent error. Phones hear the packaged apology in place of the reply and
+        the call stays up; a toy gets its transport's error signal (RESPONSE.ERROR).
+        """
+        self.stats.agent_errors += 1
+        self.observer.on_agent_error(self, kind)
+        if self.config.spoken_apology and self.playout.is_live(turn_id):
+            await self.playout.audio(turn_id, apology_audio(self.agent.output_spec))
+            self.playout.end_turn(turn_id)
+            return
+        self.playout.end_turn(turn_id, ok=False)
 
     def hang_up(self, reason: str) -> None:
         if self._hangup_reason is not None or self._closing:

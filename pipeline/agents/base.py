@@ -64,6 +64,13 @@ class AgentOutput(Protocol):
     def hang_up(self, reason: str) -> None:
         """End the call once everything queued so far has been heard."""
 
+    async def fail_turn(self, turn_id: int, kind: str) -> None:
+        """Give up on ``turn_id`` after retries: the caller hears an apology, a toy an error.
+
+        Cascaded agents simply raise from :meth:`Agent.respond`; speech-to-speech agents, whose
+        turns run in their own tasks, call this. ``kind`` names the failure for metrics.
+        """
+
 
 class Agent(ABC):
     """One agent instance serves one call."""
