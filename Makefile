@@ -1,7 +1,7 @@
 # The two commands the README promises:
 #   make run   - set everything up and run the service on 0.0.0.0:8080
 #   make test  - set everything up and run every check CI runs
-.PHONY: setup run test lint typecheck pytest firmware-test bench
+.PHONY: setup run test lint typecheck pytest firmware-test bench docs
 
 setup:
 	scripts/setup.sh dev,local
@@ -27,3 +27,7 @@ test: lint typecheck pytest firmware-test
 
 bench: setup
 	.venv/bin/python -m bench.twilio_load
+
+# Regenerate README's settings table after changing bridge/settings.py
+docs: setup
+	.venv/bin/python scripts/sync_settings_table.py

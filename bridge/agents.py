@@ -23,7 +23,13 @@ def build_agent_factory(settings: Settings) -> AgentFactory:
                 exc,
             )
             return EchoAgentFactory()
-        return LocalAgentFactory(timezone=settings.timezone)
+        from pipeline.agents.local.dialogue import load_phrases
+
+        return LocalAgentFactory(
+            phrases=load_phrases(settings.local_phrases_file or None),
+            timezone=settings.timezone,
+            voice=settings.local_voice,
+        )
     return EchoAgentFactory()
 
 

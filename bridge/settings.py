@@ -56,9 +56,10 @@ class Settings:
     )
     agent: str = _setting(
         "BRIDGE_AGENT",
-        "echo",
-        "Voice agent behind every call: `echo` (plays each utterance back) or `local` "
-        "(offline speech recognition, rule-based dialogue and neural speech; the `local` extra).",
+        "local",
+        "Voice agent behind every call: `local` (offline speech recognition, rule-based "
+        "dialogue and neural speech; the `local` extra, else it falls back to `echo`) or "
+        "`echo` (plays each utterance back, for line tests).",
         choices=("echo", "local"),
     )
     openai_api_key: str = _setting(
@@ -104,6 +105,19 @@ class Settings:
         "",
         "TOML file of personas (system prompt, first message, voice) chosen per Twilio number "
         'or device; see README "Personas". Empty: one persona from the settings above.',
+    )
+    local_voice: str = _setting(
+        "BRIDGE_LOCAL_VOICE",
+        "piper",
+        "Voice of the `local` agent: `piper` (neural; falls back to espeak-ng if it cannot "
+        "load) or `espeak` (espeak-ng, robotic but tiny).",
+        choices=("piper", "espeak"),
+    )
+    local_phrases_file: str = _setting(
+        "BRIDGE_LOCAL_PHRASES_FILE",
+        "",
+        "TOML file overriding what the `local` agent says (`greeting`, `help`, `time`, `date`, "
+        "`not_understood`, `goodbye`, `hello_again`, `repeat_what`).",
     )
     timezone: str = _setting(
         "BRIDGE_TIMEZONE", "UTC", "IANA time zone the local agent tells the time in."

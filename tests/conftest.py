@@ -52,6 +52,7 @@ def make_server() -> Iterator[MakeServer]:
     servers: list[ServerThread] = []
 
     def make(factory: AgentFactory | None = None, **env: Any) -> ServerThread:
+        env.setdefault("BRIDGE_AGENT", "echo")  # line tests; the local agent is opted into
         settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
         server = ServerThread(create_app(settings, factory), settings).start()
         servers.append(server)

@@ -4,13 +4,16 @@ through pocketsphinx (speech synthesised offline, recognised offline)."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 import soxr
 
-from pipeline.agents.local.dialogue import Dialogue, Phrases, intent_of
+from pipeline.agents.local.agent import load_speaker
+from pipeline.agents.local.dialogue import Dialogue, Phrases, intent_of, load_phrases
+from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import Recognizer
 from pipeline.agents.local.voice import JOE_MODEL_SHA256, PiperSpeaker, file_sha256, split_sentences
 
@@ -27,7 +30,8 @@ def dialogue() -> Dialogue:
         ("what time is it", "It's 3:10 in the afternoon."),
         ("what time of it", "It's 3:10 in the afternoon."),  # what 8 kHz audio gives
         ("what is the big today", "Today is Saturday, November 21, 2026."),
-        ("repeat after me the cat sat on the map", "the cat sat on the map"),
+        ("repeat after me the cat sat on the map", "the cat sat on the map."),
+        ("repeat after me", Phrases().repeat_what),
         ("hello there", Phrases().hello_again),
         ("help", Phrases().help),
         ("", Phrases().not_understood),
@@ -102,3 +106,44 @@ def test_noise_is_not_mistaken_for_a_command() -> None:
     noise = np.random.default_rng(5).normal(0, 30, 16000).astype(np.int16).tobytes()
     heard = recognizer.transcribe(recognizer.new_decoder(), noise)
     assert intent_of(heard) is None, heard
+
+
+@pytest.mark.parametrize("band_hz", [16000, 8000])
+def test_repeat_after_me_hears_open_vocabulary(speaker: PiperSpeaker, band_hz: int) -> None:
+    """The grammar spots the command; the shared language-model pass recovers the words."""
+    pcm = np.frombuffer(speaker.synthesize("Repeat after me. I like green apples."), np.int16)
+    audio = soxr.resample(pcm, speaker.rate_hz, band_hz).astype(np.int16)
+    if band_hz != 16000:
+        audio = soxr.resample(audio, band_hz, 16000).astype(np.int16)
+    recognizer = Recognizer()
+    heard = recognizer.transcribe(recognizer.new_decoder(), audio.tobytes())
+    reply = dialogue().reply(heard).text
+    assert heard.startswith("repeat after me") and "like green apple" in reply, heard
+
+
+def test_espeak_fallback_voice_is_understood() -> None:
+    voice = EspeakSpeaker.shared()
+    pcm = np.frombuffer(voice.synthesize("What is the date today?"), np.int16)
+    assert voice.rate_hz == 22050 and 0.5 < len(pcm) / voice.rate_hz < 3.0
+    audio = soxr.resample(pcm, voice.rate_hz, 16000).astype(np.int16)
+    recognizer = Recognizer()
+    assert intent_of(recognizer.transcribe(recognizer.new_decoder(), audio.tobytes())) == "date"
+
+
+def test_a_broken_piper_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> PiperSpeaker:
+        raise FileNotFoundError("en_US-joe-medium.onnx")
+
+    monkeypatch.setattr(PiperSpeaker, "shared", staticmethod(broken))
+    assert isinstance(load_speaker("piper"), EspeakSpeaker)
+    assert isinstance(load_speaker("espeak"), EspeakSpeaker)
+
+
+def test_phrases_come_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "phrases.toml"
+    path.write_text('greeting = "Hi, I am Robo."\ngoodbye = "See you."\n')
+    phrases = load_phrases(path)
+    assert phrases.greeting == "Hi, I am Robo." and phrases.help == Phrases().help
+    path.write_text('greting = "typo"\n')
+    with pytest.raises(ValueError, match="unknown phrases"):
+        load_phrases(path)

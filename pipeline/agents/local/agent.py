@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -11,15 +12,34 @@ from typing import Any
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
 from pipeline.agents.local.dialogue import Dialogue, Phrases
+from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
-from pipeline.agents.local.voice import PiperSpeaker
+from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.audio import AudioSpec
+
+log = logging.getLogger("pipeline.agents.local")
+
+VOICES = ("piper", "espeak")
+
+
+def load_speaker(preferred: str = "piper") -> Speaker:
+    """The preferred voice, or espeak-ng when piper cannot load (missing model, broken wheel)."""
+    if preferred == "piper":
+        try:
+            piper = PiperSpeaker.shared()
+            piper.load()
+            return piper
+        except Exception as exc:
+            log.warning("piper voice unavailable (%r); the local agent speaks with espeak-ng", exc)
+    espeak = EspeakSpeaker.shared()
+    espeak.load()
+    return espeak
 
 
 class LocalAgent(Agent):
     input_spec = AudioSpec("pcm16", RECOGNIZER_RATE_HZ)
 
-    def __init__(self, speaker: PiperSpeaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
+    def __init__(self, speaker: Speaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
         self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
         self._speaker = speaker
         self._recognizer = recognizer
@@ -65,9 +85,9 @@ class LocalAgentFactory(AgentFactory):
         phrases: Phrases | None = None,
         timezone: str = "UTC",
         clock: Callable[[], datetime] | None = None,
+        voice: str = "piper",
     ) -> None:
-        self._speaker = PiperSpeaker.shared()
-        self._speaker.load()
+        self._speaker = load_speaker(voice)
         self._recognizer = Recognizer()
         self._new_dialogue = functools.partial(Dialogue, phrases, timezone, clock)
 

@@ -8,10 +8,13 @@ are testable.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 
@@ -27,6 +30,21 @@ class Phrases:
     not_understood: str = "Sorry, I didn't catch that. You can ask me the time, or say help."
     goodbye: str = "Goodbye! Thanks for calling."
     hello_again: str = "Hello again! What can I do for you?"
+    repeat_what: str = "Say repeat after me, and then the words you want me to say."
+
+
+def load_phrases(path: str | Path | None) -> Phrases:
+    """Phrases from a TOML file of ``name = "text"`` lines; missing names keep the default."""
+    if not path:
+        return Phrases()
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    known = {f.name for f in dataclasses.fields(Phrases)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown phrases {sorted(unknown)}; known: {sorted(known)}")
+    if not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path}: every phrase must be a string")
+    return Phrases(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +112,9 @@ class Dialogue:
         if not text:
             return Reply(self.phrases.not_understood)
         repeat = _REPEAT.search(text)
-        if repeat is not None and repeat.group(1).strip():
-            return Reply(repeat.group(1).strip())
+        if repeat is not None:
+            words = repeat.group(1).strip()
+            return Reply(words + "." if words else self.phrases.repeat_what)
         intent = intent_of(text)
         now = self._clock()
         if intent == "goodbye":

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class PiperSpeaker:
+class Speaker(ABC):
+    """An offline voice: blocking synthesis, spoken sentence by sentence off the event loop."""
+
+    @property
+    @abstractmethod
+    def rate_hz(self) -> int: ...
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the voice (blocking; call it at start-up so the first call is not slow)."""
+
+    @abstractmethod
+    def synthesize(self, text: str) -> bytes:
+        """PCM16 mono at :attr:`rate_hz` for ``text`` (blocking)."""
+
+    async def speak(self, text: str) -> AsyncIterator[bytes]:
+        """Yield audio sentence by sentence, synthesised off the event loop."""
+        for sentence in split_sentences(text):
+            yield await asyncio.to_thread(self.synthesize, sentence)
+
+
+class PiperSpeaker(Speaker):
     """A piper voice, loaded on first use (or by :meth:`load` at start-up)."""
 
     _shared: PiperSpeaker | None = None
@@ -81,8 +103,3 @@ class PiperSpeaker:
         with self._lock:  # one onnxruntime session: serialise its use
             chunks = list(self._voice.synthesize(text))
         return b"".join(chunk.audio_int16_bytes for chunk in chunks)
-
-    async def speak(self, text: str) -> AsyncIterator[bytes]:
-        """Yield audio sentence by sentence, synthesised off the event loop."""
-        for sentence in split_sentences(text):
-            yield await asyncio.to_thread(self.synthesize, sentence)
