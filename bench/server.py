@@ -21,9 +21,9 @@ def free_port() -> int:
 
 
 class BenchServer:
-    def __init__(self, core: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, core: int | set[int], env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        self.core = core
+        cores = {core} if isinstance(core, int) else core
         full_env = {**os.environ, "BRIDGE_LOG_LEVEL": "WARNING", **(env or {})}
         self.proc = subprocess.Popen(
             [
@@ -38,14 +38,14 @@ class BenchServer:
             ],
             cwd=ROOT,
             env=full_env,
-            preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # the local agent loads its models first
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(

@@ -1,0 +1,144 @@
+"""Turn latency per agent: end of the caller's speech to the first reply audio at the caller.
+
+Each emulated Twilio call (transports/twilio/emulator.py, real time, real sockets) waits for
+the greeting, then asks a question recorded in speech several times. The clock starts when
+the last voiced frame of the question leaves the caller and stops when the first reply frame
+arrives, so the figure includes the endpointer's silence window (``BRIDGE_VAD_SILENCE_MS``,
+500 ms by default), recognition, the agent, synthesis and the network hops: what a caller
+waits. ``--calls`` runs that many callers at once.
+
+    python -m bench.turn_latency --agent local --calls 1 --turns 10
+    python -m bench.turn_latency --agent local --calls 4 --turns 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.server import BenchServer
+from bench.twilio_load import percentile
+from pipeline.audio import ULAW_8K, AudioSpec, Converter
+from transports.twilio.emulator import ULAW_SILENCE, FakeTwilio
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAME_MS = 20
+LEAD_MS = 300
+REPLY_TIMEOUT_S = 20.0
+#: samples quieter than this at the end of the synthesized question are trailing silence
+VOICED_AMPLITUDE = 500
+
+
+def question_ulaw(text: str) -> bytes:
+    """The question in the offline voice, as Twilio would carry it (μ-law 8 kHz)."""
+    from pipeline.agents.local.voice import PiperSpeaker
+
+    speaker = PiperSpeaker.shared()
+    samples = np.frombuffer(speaker.synthesize(text), np.int16)
+    voiced = np.flatnonzero(np.abs(samples) > VOICED_AMPLITUDE)
+    samples = samples[: voiced[-1] + 1]  # the clock starts at the last voiced sample
+    converter = Converter(AudioSpec("pcm16", speaker.rate_hz), ULAW_8K)
+    return converter.process(samples.tobytes()) + converter.flush()
+
+
+@dataclass(slots=True)
+class Turn:
+    latency_ms: float
+    reply_ms: float
+
+
+async def keep_line_alive(peer: FakeTwilio, stop: asyncio.Event) -> None:
+    """Twilio sends silence frames all the time; so do we, except while speaking."""
+    frame = ULAW_SILENCE * (FRAME_MS * 8)
+    t0 = time.monotonic()
+    index = 0
+    while not stop.is_set() and not peer.is_closed:
+        index += 1
+        await asyncio.sleep(max(0.0, t0 + index * FRAME_MS / 1000 - time.monotonic()))
+        await peer.send_media(frame)
+
+
+async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
+    peer = FakeTwilio(url)
+    await peer.connect()
+    await peer.begin()
+    results: list[Turn] = []
+    try:
+        stop = asyncio.Event()
+        idle = asyncio.create_task(keep_line_alive(peer, stop))
+        await peer.wait_quiet(quiet_s=1.0, timeout_s=REPLY_TIMEOUT_S)  # the greeting
+        stop.set()
+        await idle
+        for _ in range(turns):
+            await peer.silence(LEAD_MS)
+            await peer.stream(question)
+            voice_ended = time.monotonic()
+            heard_before = len(peer.played)
+            media_before = len(peer.timeline.media_times)
+            stop = asyncio.Event()
+            idle = asyncio.create_task(keep_line_alive(peer, stop))
+            await peer.wait_for_media(media_before + 1, REPLY_TIMEOUT_S)
+            first = peer.timeline.media_times[media_before]
+            await peer.wait_quiet(quiet_s=1.0, timeout_s=REPLY_TIMEOUT_S)
+            stop.set()
+            await idle
+            reply_ms = ULAW_8K.duration_ms(len(peer.played) - heard_before)
+            results.append(Turn((first - voice_ended) * 1000, reply_ms))
+    finally:
+        await peer.close()
+    return results
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    env = {"BRIDGE_AGENT": args.agent, "BRIDGE_LOG_LEVEL": "WARNING"}
+    cores = {int(c) for c in args.server_cores.split(",")}
+    question = question_ulaw(args.question)
+    server = BenchServer(core=cores, env=env)
+    try:
+        url = f"ws://127.0.0.1:{server.port}/stream"
+        per_call = await asyncio.gather(
+            *(one_call(url, question, args.turns) for _ in range(args.calls))
+        )
+    finally:
+        server.stop()
+    latencies = [t.latency_ms for call in per_call for t in call]
+    return {
+        "agent": args.agent,
+        "calls": args.calls,
+        "turns": len(latencies),
+        "server_cores": sorted(cores),
+        "question": args.question,
+        "median_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "max_ms": round(max(latencies), 1),
+        "reply_ms_median": round(statistics.median(t.reply_ms for c in per_call for t in c)),
+        "silence_window_ms": int(os.environ.get("BRIDGE_VAD_SILENCE_MS", "500")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agent", default="local", choices=("local", "echo"))
+    parser.add_argument("--calls", type=int, default=1, help="callers at once")
+    parser.add_argument("--turns", type=int, default=10, help="questions per caller")
+    parser.add_argument("--question", default="What time is it?")
+    parser.add_argument("--server-cores", default="0", help="CPU cores for the server")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {1})
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
