@@ -1,4 +1,7 @@
-"""Rewrite README.md's settings table from bridge/settings.py (``make docs``)."""
+"""Rewrite the settings tables of README.md and DEPLOYMENT.md from bridge/settings.py.
+
+Run by ``make docs``; tests/test_docs.py fails when a table is stale.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,22 @@ from pathlib import Path
 
 from bridge.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = (ROOT / "README.md", ROOT / "DEPLOYMENT.md")
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
+def settings_table_of(text: str) -> str:
+    return text.split(START, 1)[1].split(END, 1)[0].strip()
+
+
 def main() -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{Settings.markdown_table()}\n{END}{tail}", encoding="utf-8")
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        table = Settings.markdown_table()
+        doc.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
-"""The README's settings table is generated from the settings declaration: keep them equal."""
+"""The settings tables in README.md and DEPLOYMENT.md are generated from the settings
+declaration: keep them equal."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bridge.settings import Settings, SettingsError
+from scripts.sync_settings_table import DOCS, settings_table_of
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_settings_table_matches_the_code() -> None:
-    text = README.read_text()
-    start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
-    end = text.index("<!-- settings-table:end -->")
-    assert text[start:end].strip() == Settings.markdown_table(), (
-        "README settings table is stale: run `bridge settings --markdown`"
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_settings_tables_match_the_code(doc: Path) -> None:
+    assert settings_table_of(doc.read_text()) == Settings.markdown_table(), (
+        f"{doc.name} settings table is stale: run `make docs`"
     )
 
 
