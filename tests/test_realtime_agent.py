@@ -148,7 +148,9 @@ async def test_toy_sends_24khz_pcm_and_hears_opus(
 ) -> None:
     reply = Reply(audio_ms=1200)
     fake.default_reply = reply
-    server, _, _ = start_bridge(make_server, fake)
+    server, _, _ = start_bridge(
+        make_server, fake, BRIDGE_OPENAI_REALTIME_TURN_DETECTION="semantic_vad"
+    )
     toy = await open_toy(server, token=None)
     sent = await toy.speak(tone_pcm(1000, 1000.0, 16000), trailing_silence_ms=1200)
     responses = await toy.wait_responses(2, 15)  # the greeting-less COMPLETE, then the reply
@@ -157,6 +159,7 @@ async def test_toy_sends_24khz_pcm_and_hears_opus(
     update = session.of_type("session.update")[0]["session"]
     assert update["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert update["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert update["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
     # The toy's 16 kHz mic arrives resampled once to 24 kHz: a 1 kHz tone at 24 kHz...
     assert pcm_rate_from_tone(bytes(session.audio), 1000.0, (16000, 24000)) == 24000
     # ...and as long as what the toy sent (bytes per ms: 32 at 16 kHz, 48 at 24 kHz).
@@ -283,3 +286,21 @@ def test_realtime_url_is_derived_from_the_base_url() -> None:
     assert realtime_url("http://127.0.0.1:9000/v1/") == "ws://127.0.0.1:9000/v1/realtime"
     config = RealtimeConfig(url="wss://example.test/v1/realtime?x=1", api_key="k", model="m")
     assert config.endpoint() == "wss://example.test/v1/realtime?x=1&model=m"
+
+
+async def test_idle_call_ends_with_the_models_farewell(
+    make_server: MakeServer, fake: FakeRealtime
+) -> None:
+    farewell = Reply(audio_ms=700, freq_hz=500.0, transcript="Bye for now!")
+    fake.replies.append(farewell)
+    server, _, transcripts = start_bridge(make_server, fake, BRIDGE_CALL_IDLE_TIMEOUT_S=1.5)
+    peer = await open_call(server)
+    line = PhoneLine(peer)
+    code = await peer.wait_closed(timeout_s=20)
+    await line.stop()
+    await peer.close()
+    assert code == 1000
+    create = fake.events("response.create")[0]["response"]
+    assert "goodbye" in create["instructions"]
+    assert bytes(peer.played) == reply_ulaw(farewell)
+    assert ("assistant", "Bye for now!") in transcripts.lines
