@@ -30,7 +30,27 @@ def build_agent_factory(settings: Settings) -> AgentFactory:
             timezone=settings.timezone,
             voice=settings.local_voice,
         )
+    if settings.agent == "openai-realtime":
+        return realtime_factory(settings)
     return EchoAgentFactory()
+
+
+def realtime_factory(settings: Settings) -> AgentFactory:
+    from pipeline.agents.realtime.agent import RealtimeAgentFactory
+    from pipeline.agents.realtime.config import RealtimeConfig, realtime_url
+
+    if not settings.openai_api_key:
+        log.error("BRIDGE_AGENT=openai-realtime needs BRIDGE_OPENAI_API_KEY (or OPENAI_API_KEY)")
+    config = RealtimeConfig(
+        url=settings.openai_realtime_url or realtime_url(settings.openai_base_url),
+        api_key=settings.openai_api_key,
+        model=settings.openai_realtime_model,
+        turn_detection=settings.openai_realtime_turn_detection,
+        silence_ms=settings.openai_realtime_silence_ms,
+        transcribe_model=settings.openai_realtime_transcribe_model,
+        reconnect_deadline_s=settings.openai_realtime_reconnect_s,
+    )
+    return RealtimeAgentFactory(config, persona_book(settings))
 
 
 def persona_book(settings: Settings) -> PersonaBook:

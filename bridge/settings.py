@@ -58,9 +58,10 @@ class Settings:
         "BRIDGE_AGENT",
         "local",
         "Voice agent behind every call: `local` (offline speech recognition, rule-based "
-        "dialogue and neural speech; the `local` extra, else it falls back to `echo`) or "
-        "`echo` (plays each utterance back, for line tests).",
-        choices=("echo", "local"),
+        "dialogue and neural speech; the `local` extra, else it falls back to `echo`), "
+        "`openai` (speech to text, chat and text to speech), `openai-realtime` (OpenAI "
+        "Realtime speech to speech) or `echo` (plays each utterance back, for line tests).",
+        choices=("echo", "local", "openai", "openai-realtime"),
     )
     openai_api_key: str = _setting(
         "BRIDGE_OPENAI_API_KEY",
@@ -99,6 +100,44 @@ class Settings:
         "BRIDGE_OPENAI_VOICE",
         "alloy",
         "Voice of the OpenAI speech stage and of the Realtime agent (the default persona).",
+    )
+    openai_realtime_model: str = _setting(
+        "BRIDGE_OPENAI_REALTIME_MODEL",
+        "gpt-realtime",
+        "Model of the `openai-realtime` agent.",
+    )
+    openai_realtime_url: str = _setting(
+        "BRIDGE_OPENAI_REALTIME_URL",
+        "",
+        "Realtime WebSocket URL. Empty: derived from `BRIDGE_OPENAI_BASE_URL` "
+        "(`https://host/v1` -> `wss://host/v1/realtime`).",
+    )
+    openai_realtime_turn_detection: str = _setting(
+        "BRIDGE_OPENAI_REALTIME_TURN_DETECTION",
+        "server_vad",
+        "Realtime turn detection: `server_vad` (ends a turn after silence) or `semantic_vad` "
+        "(waits for a finished thought: fewer cut-offs, slower replies).",
+        choices=("server_vad", "semantic_vad"),
+    )
+    openai_realtime_silence_ms: int = _setting(
+        "BRIDGE_OPENAI_REALTIME_SILENCE_MS",
+        500,
+        "Trailing silence that ends the caller's turn with `server_vad`.",
+        min_value=200,
+        max_value=3000,
+    )
+    openai_realtime_transcribe_model: str = _setting(
+        "BRIDGE_OPENAI_REALTIME_TRANSCRIBE_MODEL",
+        "gpt-4o-mini-transcribe",
+        "Model that transcribes the caller for call records (empty: no user transcripts).",
+    )
+    openai_realtime_reconnect_s: float = _setting(
+        "BRIDGE_OPENAI_REALTIME_RECONNECT_S",
+        10.0,
+        "How long a refused or dropped Realtime connection is retried before the call "
+        "apologises and ends.",
+        min_value=0,
+        max_value=120,
     )
     personas_file: str = _setting(
         "BRIDGE_PERSONAS_FILE",

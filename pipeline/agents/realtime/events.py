@@ -1,0 +1,125 @@
+"""Client events of the Realtime API (GA interface), built as plain dicts.
+
+Pure functions, no I/O: what the agent sends is decided here and nowhere else, so the shape of
+the protocol can be read (and checked against the API reference) in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from pipeline.agents.persona import Persona
+from pipeline.agents.realtime.config import RealtimeConfig
+from pipeline.audio import ULAW_8K, AudioSpec
+
+Event = dict[str, Any]
+
+END_CALL_TOOL = "end_call"
+#: key in a response's ``metadata`` that ties it to the bridge turn that asked for it
+TURN_METADATA_KEY = "bridge_turn"
+
+_END_CALL: Event = {
+    "type": "function",
+    "name": END_CALL_TOOL,
+    "description": (
+        "End the call. Call this after you have said goodbye, when the caller wants to end "
+        "the conversation."
+    ),
+    "parameters": {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "description": "Why the call ends."}},
+        "required": [],
+    },
+}
+
+
+def audio_format(spec: AudioSpec) -> Event:
+    """μ-law 8 kHz is G.711 ``audio/pcmu``; anything else is PCM16 at 24 kHz."""
+    if spec == ULAW_8K:
+        return {"type": "audio/pcmu"}
+    return {"type": "audio/pcm", "rate": 24000}
+
+
+def turn_detection(config: RealtimeConfig) -> Event:
+    if config.turn_detection == "semantic_vad":
+        return {"type": "semantic_vad", "create_response": True, "interrupt_response": False}
+    return {
+        "type": "server_vad",
+        "silence_duration_ms": config.silence_ms,
+        "create_response": True,
+        # The bridge owns barge-in: it cancels and truncates at what the caller heard.
+        "interrupt_response": False,
+    }
+
+
+def session_update(config: RealtimeConfig, persona: Persona, spec: AudioSpec) -> Event:
+    audio_in: Event = {"format": audio_format(spec), "turn_detection": turn_detection(config)}
+    if config.transcribe_model:
+        audio_in["transcription"] = {"model": config.transcribe_model}
+    audio_out: Event = {"format": audio_format(spec)}
+    if persona.voice:
+        audio_out["voice"] = persona.voice
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "model": config.model,
+            "output_modalities": ["audio"],
+            "instructions": persona.system_prompt,
+            "audio": {"input": audio_in, "output": audio_out},
+            "tools": [_END_CALL],
+            "tool_choice": "auto",
+        },
+    }
+
+
+def append_audio(audio: bytes) -> Event:
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode("ascii")}
+
+
+def response_create(turn_id: int, instructions: str = "") -> Event:
+    response: Event = {"metadata": {TURN_METADATA_KEY: str(turn_id)}}
+    if instructions:
+        response["instructions"] = instructions
+    return {"type": "response.create", "response": response}
+
+
+def response_cancel(response_id: str) -> Event:
+    return {"type": "response.cancel", "response_id": response_id}
+
+
+def truncate(item_id: str, audio_end_ms: int) -> Event:
+    return {
+        "type": "conversation.item.truncate",
+        "item_id": item_id,
+        "content_index": 0,
+        "audio_end_ms": audio_end_ms,
+    }
+
+
+def history_item(role: str, text: str) -> Event:
+    """A past turn replayed as text after a reconnect (audio is not kept)."""
+    kind = "input_text" if role == "user" else "output_text"
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": role, "content": [{"type": kind, "text": text}]},
+    }
+
+
+def function_output(call_id: str, output: str) -> Event:
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+    }
+
+
+def greeting_instructions(first_message: str) -> str:
+    return f"Greet the caller by saying exactly this, and nothing else: {first_message}"
+
+
+FAREWELL_INSTRUCTIONS = (
+    "The call is ending now because of inactivity or its time limit. Say one short, friendly "
+    "goodbye sentence and nothing else."
+)
+GOODBYE_INSTRUCTIONS = "Say one short goodbye sentence; the call ends right after it."
