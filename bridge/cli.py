@@ -35,12 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def twilio_signature(auth_token: str, url: str, params: dict[str, str] | None = None) -> str:
+    """``X-Twilio-Signature`` for ``url`` and POST ``params``, computed as Twilio does."""
+    from twilio.request_validator import RequestValidator
+
+    signature: str = RequestValidator(auth_token).compute_signature(url, params or {})
+    return signature
+
+
 def fetch_stream_parameters(
-    webhook_url: str, call_sid: str, caller: str, callee: str
+    webhook_url: str, call_sid: str, caller: str, callee: str, auth_token: str = ""
 ) -> dict[str, str]:
-    """POST the voice webhook like Twilio and return the <Parameter>s of its <Stream>."""
-    body = urllib.parse.urlencode({"CallSid": call_sid, "From": caller, "To": callee}).encode()
+    """POST the voice webhook like Twilio (signed when ``auth_token`` is given) and return
+    the <Parameter>s of its <Stream>."""
+    form = {"CallSid": call_sid, "From": caller, "To": callee}
+    body = urllib.parse.urlencode(form).encode()
     request = urllib.request.Request(webhook_url, data=body, method="POST")
+    if auth_token:
+        request.add_header("X-Twilio-Signature", twilio_signature(auth_token, webhook_url, form))
     with urllib.request.urlopen(request, timeout=5) as response:
         root = ET.fromstring(response.read())
     stream = root.find("./Connect/Stream")
@@ -69,10 +81,18 @@ async def _call(args: argparse.Namespace) -> int:
     params: dict[str, str] = {}
     webhook = args.webhook or default_webhook(args.url)
     try:
-        params = fetch_stream_parameters(webhook, call_sid, args.caller, args.callee)
+        params = fetch_stream_parameters(
+            webhook, call_sid, args.caller, args.callee, args.auth_token
+        )
     except Exception as exc:
         print(f"note: webhook {webhook} not used ({exc})", file=sys.stderr)
-    peer = FakeTwilio(args.url, call_sid=call_sid, params=params)
+    headers = {}
+    if args.auth_token:
+        # Twilio signs the wss:// URL of the <Stream>, whatever carries the bytes
+        parts = urllib.parse.urlsplit(args.url)
+        signed = urllib.parse.urlunsplit(("wss", parts.netloc, parts.path, parts.query, ""))
+        headers["X-Twilio-Signature"] = twilio_signature(args.auth_token, signed)
+    peer = FakeTwilio(args.url, call_sid=call_sid, params=params, headers=headers)
     await peer.connect()
     t0 = time.monotonic()
     await peer.begin()
@@ -242,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--caller", default="+15550001111")
     call.add_argument("--callee", default="+15550002222")
     call.add_argument("--dtmf", help="digits to press before speaking")
+    call.add_argument(
+        "--auth-token",
+        default="",
+        help="sign the webhook and the stream like Twilio (the server's TWILIO_AUTH_TOKEN)",
+    )
     call.add_argument("--lead-silence-ms", type=int, default=1000)
     call.add_argument("--quiet-s", type=float, default=1.5, help="silence that ends the reply")
     call.add_argument("--timeout-s", type=float, default=30.0)

@@ -18,7 +18,7 @@ from bridge.app import create_app
 from bridge.cli import main as cli_main
 from bridge.settings import Settings, SettingsError
 from tests.agents import Factory, ToneAgent
-from tests.conftest import MakeServer
+from tests.conftest import FIXTURES, MakeServer
 from tests.serverthread import ServerThread
 from tests.twilio_helpers import say_and_listen
 from tests.twilio_signing import (
@@ -392,3 +392,18 @@ async def test_production_with_credentials_is_quiet_and_refuses_anonymous_toys(
         async with connect(f"{server.ws}/ws/esp32", open_timeout=5):
             pass
     assert refused.value.response.status_code == 401
+
+
+def test_bridge_call_signs_like_twilio(
+    make_server: MakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bridge call --auth-token`` passes a secured server's checks end to end."""
+    factory = Factory(lambda call: ToneAgent(call, reply_ms=400))
+    server = secured(make_server, factory)
+    out = tmp_path / "reply.wav"
+    args = ["call", "--url", f"{server.ws}/stream", "--out", str(out), "--timeout-s", "15"]
+    args += ["--wav", str(FIXTURES / "hello_16k.wav"), "--lead-silence-ms", "200"]
+    assert cli_main([*args, "--auth-token", TOKEN]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["heard_ms"] == 400 and summary["close_code"] == 1000
+    assert len(factory.agents) == 1
