@@ -386,6 +386,8 @@ class Settings:
             found.append("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET must be set together")
         if self.twilio_api_key_sid and not self.twilio_account_sid:
             found.append("TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID (the account it belongs to)")
+        if self.twilio_api_url and not self.twilio_api_url.startswith(("http://", "https://")):
+            found.append("BRIDGE_TWILIO_API_URL must be an http:// or https:// URL")
         if self.twilio_after_stream != "end" and not self.twilio_rest_configured:
             found.append(
                 f"BRIDGE_TWILIO_AFTER_STREAM={self.twilio_after_stream} needs REST credentials "

@@ -358,6 +358,7 @@ def test_inconsistent_twilio_settings_are_reported() -> None:
         "TWILIO_AUTH_TOKEN_SECONDARY is set without": {"TWILIO_AUTH_TOKEN_SECONDARY": SECONDARY},
         "must be set together": {"TWILIO_API_KEY_SID": "SK" + "0" * 32},
         "needs REST credentials": {"BRIDGE_TWILIO_AFTER_STREAM": "apology"},
+        "must be an http:// or https:// URL": {"BRIDGE_TWILIO_API_URL": "api.twilio.com"},
     }
     for message, env in cases.items():
         with pytest.raises(SettingsError, match=message):
