@@ -21,11 +21,14 @@ from bridge.logs import install_redaction
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
+from bridge.twilio_auth import TwilioSignatures
+from bridge.twilio_rest import TwilioRest
 from pipeline.agents.base import AgentFactory
 from pipeline.endpointing import EndpointerConfig
 from pipeline.session import Observers, SessionConfig, SessionObserver
 from transports.esp32.adapter import Esp32Options
-from transports.twilio.adapter import TwilioOptions
+from transports.twilio.adapter import CallCompleter, TwilioOptions
+from transports.twilio.binding import StreamTokens
 
 log = logging.getLogger("bridge.app")
 
@@ -41,6 +44,10 @@ class BridgeState:
     twilio: TwilioOptions
     esp32: Esp32Options
     devices: DeviceGate
+    #: X-Twilio-Signature checks (disabled without TWILIO_AUTH_TOKEN)
+    signatures: TwilioSignatures
+    #: what is insecure about this configuration; logged at start-up and shown by /healthz
+    warnings: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
 
@@ -78,11 +85,45 @@ def device_gate(settings: Settings) -> DeviceGate:
         jwt_secret=settings.esp32_jwt_secret or None,
         audience=settings.esp32_jwt_audience or None,
         devices_file=settings.esp32_devices_file or None,
-        allow_insecure_dev=True,
+        allow_insecure_dev=not settings.production,
         require_mac=settings.esp32_require_mac,
         default_settings=DeviceSettings(settings.esp32_volume, settings.esp32_pitch_factor),
     )
     return DeviceGate(authenticator, FailureLimiter(), Backoff())
+
+
+def security_warnings(settings: Settings, devices: DeviceGate) -> list[str]:
+    """What an operator must know before exposing this configuration to the internet."""
+    found = []
+    if not settings.twilio_auth_token:
+        found.append(
+            "TWILIO_AUTH_TOKEN is not set: Twilio requests (/twiml, /stream) are NOT "
+            "authenticated; anyone can reach the agent"
+        )
+    if devices.authenticator.insecure_dev:
+        found.append(
+            "no toy credentials: toys are accepted WITHOUT authentication from private "
+            "and loopback addresses"
+        )
+    return found
+
+
+def twilio_options(settings: Settings) -> TwilioOptions:
+    tokens = [settings.twilio_auth_token, settings.twilio_auth_token_secondary]
+    complete_call: CallCompleter | None = None
+    if settings.twilio_after_stream != "end":
+        complete_call = TwilioRest.from_settings(settings).complete_call
+    return TwilioOptions(
+        chunk_ms=settings.twilio_chunk_ms,
+        lead_ms=settings.twilio_lead_ms,
+        start_timeout_s=settings.start_timeout_s,
+        stream_tokens=(
+            StreamTokens.from_auth_tokens(tokens, settings.twilio_stream_token_ttl_s)
+            if settings.twilio_auth_token
+            else None
+        ),
+        complete_call=complete_call,
+    )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -104,19 +145,21 @@ def create_app(
     factory: AgentFactory | None = None,
     observer: SessionObserver | None = None,
 ) -> FastWebSocketPaths:
-    """Build the app; tests pass their own ``factory`` to inject agents and faults."""
+    """Build the app; tests pass their own ``factory`` to inject agents and faults.
+
+    Raises :class:`~bridge.settings.SettingsError` for settings that cannot work together
+    (for example production without credentials), before anything is started.
+    """
+    settings.check()
     install_redaction()
     factory = factory or build_agent_factory(settings)
     observers = Observers(*([observer] if observer is not None else []))
+    devices = device_gate(settings)
     state = BridgeState(
         settings=settings,
         switchboard=Switchboard(factory, session_configs(settings), observers),
         observers=observers,
-        twilio=TwilioOptions(
-            chunk_ms=settings.twilio_chunk_ms,
-            lead_ms=settings.twilio_lead_ms,
-            start_timeout_s=settings.start_timeout_s,
-        ),
+        twilio=twilio_options(settings),
         esp32=Esp32Options(
             frame_ms=settings.esp32_frame_ms,
             lead_ms=settings.esp32_lead_ms,
@@ -126,8 +169,14 @@ def create_app(
             packet_timeout_s=settings.esp32_packet_timeout_s,
             opus_complexity=settings.esp32_opus_complexity,
         ),
-        devices=device_gate(settings),
+        devices=devices,
+        signatures=TwilioSignatures(
+            [settings.twilio_auth_token, settings.twilio_auth_token_secondary]
+        ),
+        warnings=security_warnings(settings, devices),
     )
+    for warning in state.warnings:
+        log.warning("INSECURE: %s", warning)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

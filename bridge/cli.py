@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 import urllib.parse
@@ -34,12 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def twilio_signature(auth_token: str, url: str, params: dict[str, str] | None = None) -> str:
+    """``X-Twilio-Signature`` for ``url`` and POST ``params``, computed as Twilio does."""
+    from twilio.request_validator import RequestValidator
+
+    signature: str = RequestValidator(auth_token).compute_signature(url, params or {})
+    return signature
+
+
 def fetch_stream_parameters(
-    webhook_url: str, call_sid: str, caller: str, callee: str
+    webhook_url: str, call_sid: str, caller: str, callee: str, auth_token: str = ""
 ) -> dict[str, str]:
-    """POST the voice webhook like Twilio and return the <Parameter>s of its <Stream>."""
-    body = urllib.parse.urlencode({"CallSid": call_sid, "From": caller, "To": callee}).encode()
+    """POST the voice webhook like Twilio (signed when ``auth_token`` is given) and return
+    the <Parameter>s of its <Stream>."""
+    form = {"CallSid": call_sid, "From": caller, "To": callee}
+    body = urllib.parse.urlencode(form).encode()
     request = urllib.request.Request(webhook_url, data=body, method="POST")
+    if auth_token:
+        request.add_header("X-Twilio-Signature", twilio_signature(auth_token, webhook_url, form))
     with urllib.request.urlopen(request, timeout=5) as response:
         root = ET.fromstring(response.read())
     stream = root.find("./Connect/Stream")
@@ -68,10 +81,18 @@ async def _call(args: argparse.Namespace) -> int:
     params: dict[str, str] = {}
     webhook = args.webhook or default_webhook(args.url)
     try:
-        params = fetch_stream_parameters(webhook, call_sid, args.caller, args.callee)
+        params = fetch_stream_parameters(
+            webhook, call_sid, args.caller, args.callee, args.auth_token
+        )
     except Exception as exc:
         print(f"note: webhook {webhook} not used ({exc})", file=sys.stderr)
-    peer = FakeTwilio(args.url, call_sid=call_sid, params=params)
+    headers = {}
+    if args.auth_token:
+        # Twilio signs the wss:// URL of the <Stream>, whatever carries the bytes
+        parts = urllib.parse.urlsplit(args.url)
+        signed = urllib.parse.urlunsplit(("wss", parts.netloc, parts.path, parts.query, ""))
+        headers["X-Twilio-Signature"] = twilio_signature(args.auth_token, signed)
+    peer = FakeTwilio(args.url, call_sid=call_sid, params=params, headers=headers)
     await peer.connect()
     t0 = time.monotonic()
     await peer.begin()
@@ -157,6 +178,61 @@ async def _toy(args: argparse.Namespace) -> int:
     return 0 if ok and not toy.protocol_errors else 1
 
 
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _dial(args: argparse.Namespace) -> int:
+    """Place an outbound call through Twilio's REST API and connect it to the agent."""
+    from bridge import twiml
+    from bridge.routes import STREAM_PATH
+    from bridge.twilio_rest import TwilioRest
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    caller_id = args.from_ or settings.twilio_from
+    problems = [
+        f"{label} {number!r} is not an E.164 number such as +15551234567"
+        for label, number in (("to", args.to), ("from", caller_id))
+        if number and not E164.fullmatch(number)
+    ]
+    if not caller_id:
+        problems.append("no caller ID: set BRIDGE_TWILIO_FROM or pass --from")
+    if not settings.twilio_rest_configured:
+        problems.append(
+            "no REST credentials: set TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, "
+            "or with TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET"
+        )
+    if not (args.webhook or settings.public_host):
+        problems.append("no public host: set BRIDGE_PUBLIC_HOST or pass --webhook")
+    if args.inline and settings.twilio_auth_token:
+        # inline TwiML is written before the CallSid exists, so it cannot carry a stream token
+        problems.append(
+            "--inline cannot carry the per-call stream token that TWILIO_AUTH_TOKEN enforces; "
+            "use the webhook (the default)"
+        )
+    if problems:
+        print("bridge dial: " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    rest = TwilioRest.from_settings(settings)
+    host = settings.public_host or urllib.parse.urlsplit(args.webhook).netloc
+    try:
+        if args.inline:
+            document = twiml.connect_stream(
+                f"wss://{host}{STREAM_PATH}", {"to": args.to}, settings.twilio_after_stream
+            )
+            sid = rest.place_call(args.to, caller_id, twiml=document)
+        else:
+            sid = rest.place_call(args.to, caller_id, url=args.webhook or f"https://{host}/twiml")
+    except Exception as exc:
+        print(f"bridge dial: Twilio refused the call: {exc!r}", file=sys.stderr)
+        return 1
+    print(sid)
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(Settings.markdown_table())
@@ -186,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--caller", default="+15550001111")
     call.add_argument("--callee", default="+15550002222")
     call.add_argument("--dtmf", help="digits to press before speaking")
+    call.add_argument(
+        "--auth-token",
+        default="",
+        help="sign the webhook and the stream like Twilio (the server's TWILIO_AUTH_TOKEN)",
+    )
     call.add_argument("--lead-silence-ms", type=int, default=1000)
     call.add_argument("--quiet-s", type=float, default=1.5, help="silence that ends the reply")
     call.add_argument("--timeout-s", type=float, default=30.0)
@@ -202,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--end-session", action="store_true", help="send END_SESSION at the end")
     toy.add_argument("--timeout-s", type=float, default=30.0)
     toy.set_defaults(func=lambda a: asyncio.run(_toy(a)))
+
+    dial = sub.add_parser("dial", help="call a phone through Twilio and connect it to the agent")
+    dial.add_argument("to", help="number to call, E.164 (+15551234567)")
+    dial.add_argument("--from", dest="from_", help="caller ID (default BRIDGE_TWILIO_FROM)")
+    dial.add_argument(
+        "--webhook", help="TwiML URL Twilio fetches (default https://BRIDGE_PUBLIC_HOST/twiml)"
+    )
+    dial.add_argument(
+        "--inline",
+        action="store_true",
+        help="send the TwiML with the request instead of a webhook (no TWILIO_AUTH_TOKEN only)",
+    )
+    dial.set_defaults(func=_dial)
 
     show = sub.add_parser("settings", help="print the effective settings")
     show.add_argument("--markdown", action="store_true", help="the README table of all settings")

@@ -514,6 +514,11 @@ class DeviceAuthenticator:
         self._log_mode(allow_insecure_dev)
 
     @property
+    def insecure_dev(self) -> bool:
+        """True when toys are admitted without credentials (private addresses only)."""
+        return self._insecure_dev
+
+    @property
     def configured(self) -> bool:
         """True when a JWT secret or at least one device token gives real credentials."""
         return self._jwt_key is not None or bool(self._registry.devices_by_digest)

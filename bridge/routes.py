@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -13,11 +14,15 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bridge import twiml
+from bridge.twilio_auth import public_origin
 from transports.esp32.adapter import serve_esp32
+from transports.twilio import binding
 from transports.twilio.adapter import serve_twilio
 
 if TYPE_CHECKING:
     from bridge.app import BridgeState
+
+log = logging.getLogger("bridge.routes")
 
 STREAM_PATH = "/stream"
 ESP32_PATH = "/ws/esp32"
@@ -43,20 +48,16 @@ async def healthz(request: Request) -> Response:
             "uptime_s": round(time.monotonic() - state.started_at, 1),
             "agent": state.switchboard.factory.name,
             "active_calls": {"twilio": counts.get("twilio", 0), "esp32": counts.get("esp32", 0)},
+            "env": state.settings.env,
+            "twilio_auth": "enabled" if state.signatures.enabled else "disabled",
+            "warnings": state.warnings,
         }
     )
 
 
 def public_host(request: Request) -> str:
     """The host Twilio reaches us at: configured, else trusted proxy headers, else Host."""
-    state = _state(request)
-    if state.settings.public_host:
-        return state.settings.public_host
-    if state.settings.trust_forwarded:
-        forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.headers.get("host", "localhost")
+    return public_origin(request, _state(request).settings)[1]
 
 
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
@@ -72,18 +73,49 @@ async def webhook_params(request: Request) -> list[tuple[str, str]]:
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
+def forbidden() -> Response:
+    return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+
 async def twiml_webhook(request: Request) -> Response:
-    """Twilio's voice webhook: connect the call to our ``/stream`` WebSocket."""
+    """Twilio's voice webhook: connect the call to our ``/stream`` WebSocket.
+
+    With an auth token, an unsigned or badly signed request gets 403 before anything else
+    happens, and the ``<Stream>`` carries a token bound to this CallSid (see
+    transports/twilio/binding.py).
+    """
+    state = _state(request)
+    signatures = state.signatures
+    if signatures.enabled and not request.headers.get("x-twilio-signature"):
+        return forbidden()
     try:
-        form = dict(await webhook_params(request))
+        pairs = await webhook_params(request)
     except ValueError as exc:
         return PlainTextResponse(str(exc), status_code=413)
+    # a GET's parameters are in the query string, which the signed URL already covers
+    signed = pairs if request.method == "POST" else []
+    if signatures.enabled and not signatures.check_webhook(request, state.settings, signed):
+        log.warning("webhook rejected: bad X-Twilio-Signature from %s", _client_ip(request))
+        return forbidden()
+    form = dict(pairs)
     params = {"from": form.get("From", ""), "to": form.get("To", "")}
     persona = request.query_params.get("persona", "")
     if persona:  # a webhook URL such as /twiml?persona=pirate picks the persona per number
         params["persona"] = persona
-    body = twiml.connect_stream(f"wss://{public_host(request)}{STREAM_PATH}", params)
+    tokens = state.twilio.stream_tokens
+    if tokens is not None:
+        call_sid = form.get("CallSid", "")
+        if not call_sid:
+            return PlainTextResponse("CallSid missing", status_code=400)
+        params[binding.PARAMETER] = tokens.mint(call_sid, time.time())
+    body = twiml.connect_stream(
+        f"wss://{public_host(request)}{STREAM_PATH}", params, state.settings.twilio_after_stream
+    )
     return Response(body, media_type="text/xml")
+
+
+def _client_ip(conn: Request | WebSocket) -> str:
+    return conn.client.host if conn.client else "?"
 
 
 async def upgrade_required(request: Request) -> Response:
@@ -95,6 +127,11 @@ async def upgrade_required(request: Request) -> Response:
 
 async def stream_ws(ws: WebSocket) -> None:
     state = _state(ws)
+    if state.signatures.enabled and not state.signatures.check_stream(ws, state.settings):
+        # an HTTP answer to the upgrade, never a 101 then a close: nothing is started
+        log.warning("stream upgrade rejected: bad X-Twilio-Signature from %s", _client_ip(ws))
+        await ws.send_denial_response(forbidden())
+        return
     await serve_twilio(ws, state.switchboard, state.twilio)
 
 

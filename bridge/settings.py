@@ -369,6 +369,63 @@ class Settings:
         False,
         "Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from the reverse proxy in front of us.",
     )
+    env: str = _setting(
+        "BRIDGE_ENV",
+        "development",
+        "`production` refuses to start without Twilio and toy credentials and never admits "
+        "unauthenticated toys; `development` runs without them (with loud warnings).",
+        choices=("development", "production"),
+    )
+    twilio_auth_token: str = _setting(
+        "TWILIO_AUTH_TOKEN",
+        "",
+        "Twilio auth token: validates `X-Twilio-Signature` on `/twiml` and `/stream`, keys the "
+        "per-call stream tokens, and (with `TWILIO_ACCOUNT_SID`) authenticates REST calls. "
+        "Empty: Twilio requests are NOT authenticated.",
+        secret=True,
+    )
+    twilio_auth_token_secondary: str = _setting(
+        "TWILIO_AUTH_TOKEN_SECONDARY",
+        "",
+        "Second auth token accepted during a token rotation (signatures and stream tokens).",
+        secret=True,
+    )
+    twilio_stream_token_ttl_s: float = _setting(
+        "BRIDGE_TWILIO_STREAM_TOKEN_TTL_S",
+        120.0,
+        "Lifetime of the per-call token `/twiml` gives the `<Stream>` (Twilio connects within "
+        "seconds).",
+        min_value=5,
+        max_value=3600,
+    )
+    twilio_after_stream: str = _setting(
+        "BRIDGE_TWILIO_AFTER_STREAM",
+        "end",
+        "What the TwiML does after `</Connect>`: `end` (nothing: closing the stream ends the "
+        "call) or `apology` (a spoken apology, so a dropped stream is not dead air; agent "
+        "hang-ups then end the call through the REST API, which needs REST credentials).",
+        choices=("end", "apology"),
+    )
+    twilio_account_sid: str = _setting(
+        "TWILIO_ACCOUNT_SID", "", "Twilio account SID (`AC…`) for REST calls."
+    )
+    twilio_api_key_sid: str = _setting(
+        "TWILIO_API_KEY_SID",
+        "",
+        "Twilio API key SID (`SK…`): REST calls use it instead of the auth token.",
+    )
+    twilio_api_key_secret: str = _setting(
+        "TWILIO_API_KEY_SECRET", "", "Secret of `TWILIO_API_KEY_SID`.", secret=True
+    )
+    twilio_from: str = _setting(
+        "BRIDGE_TWILIO_FROM", "", "Caller ID (a Twilio number, E.164) for `bridge dial`."
+    )
+    twilio_api_url: str = _setting(
+        "BRIDGE_TWILIO_API_URL",
+        "",
+        "Base URL replacing `https://api.twilio.com` (a REST proxy, or a fake in tests). "
+        "Empty: Twilio's own.",
+    )
 
     @property
     def uvicorn_ws(self) -> str:
@@ -403,7 +460,56 @@ class Settings:
                 problems.append(f"{meta['env']}: {exc}")
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def twilio_rest_configured(self) -> bool:
+        """Credentials for the REST API: an API key pair or the auth token, with the account."""
+        key_pair = bool(self.twilio_api_key_sid and self.twilio_api_key_secret)
+        return bool(self.twilio_account_sid) and (key_pair or bool(self.twilio_auth_token))
+
+    def problems(self) -> list[str]:
+        """Combinations of values that cannot work, each with the fix in the message."""
+        found: list[str] = []
+        if self.twilio_auth_token_secondary and not self.twilio_auth_token:
+            found.append("TWILIO_AUTH_TOKEN_SECONDARY is set without TWILIO_AUTH_TOKEN")
+        if bool(self.twilio_api_key_sid) != bool(self.twilio_api_key_secret):
+            found.append("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET must be set together")
+        if self.twilio_api_key_sid and not self.twilio_account_sid:
+            found.append("TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID (the account it belongs to)")
+        if self.twilio_api_url and not self.twilio_api_url.startswith(("http://", "https://")):
+            found.append("BRIDGE_TWILIO_API_URL must be an http:// or https:// URL")
+        if self.twilio_after_stream != "end" and not self.twilio_rest_configured:
+            found.append(
+                f"BRIDGE_TWILIO_AFTER_STREAM={self.twilio_after_stream} needs REST credentials "
+                "(TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN or an API key pair): without "
+                "them an agent hang-up would run the apology instead of ending the call"
+            )
+        if self.production:
+            if not self.twilio_auth_token:
+                found.append(
+                    "BRIDGE_ENV=production needs TWILIO_AUTH_TOKEN: without it anyone can "
+                    "open /twiml and /stream and talk to the agent at your expense"
+                )
+            if not (self.esp32_jwt_secret or self.esp32_devices_file):
+                found.append(
+                    "BRIDGE_ENV=production needs BRIDGE_ESP32_JWT_SECRET or "
+                    "BRIDGE_ESP32_DEVICES_FILE (toy credentials; a devices file with no "
+                    "devices serves no toys)"
+                )
+        return found
+
+    def check(self) -> None:
+        """Raise :class:`SettingsError` listing every problem of :meth:`problems`."""
+        found = self.problems()
+        if found:
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(found))
 
     @classmethod
     def markdown_table(cls) -> str:

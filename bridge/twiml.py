@@ -1,4 +1,16 @@
-"""TwiML for the voice webhook, built with Twilio's library so every value is XML-escaped."""
+"""TwiML for the voice webhook, built with Twilio's library so every value is XML-escaped.
+
+What follows ``</Connect>`` is an explicit choice (``BRIDGE_TWILIO_AFTER_STREAM``), because
+Twilio runs the next verb as soon as the stream closes, whoever closed it:
+
+* ``end`` (default): nothing follows. Closing the stream ends the call, so an agent's hang-up
+  needs nothing else; but a stream that drops (bridge restart, network) leaves the caller
+  with a silent hang-up.
+* ``apology``: a short spoken apology and ``<Hangup/>``, so a dropped stream is explained.
+  A deliberate agent hang-up must then not fall through to the apology: the bridge completes
+  the call through the REST API once the goodbye was heard, before closing the stream
+  (bridge/twilio_rest.py).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +21,16 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 #: Twilio: the combined length of each <Parameter> name and value must be under 500
 MAX_PARAMETER_CHARS = 499
 
+AFTER_STREAM_END = "end"
+AFTER_STREAM_APOLOGY = "apology"
+#: spoken when the stream ended without the agent hanging up (``apology``)
+DROPPED_STREAM_APOLOGY = "Sorry, the connection to the assistant was lost. Please call again."
 
-def connect_stream(stream_url: str, parameters: Mapping[str, str]) -> str:
-    """``<Connect><Stream url=…>`` with ``<Parameter>`` children and nothing after it.
 
-    Nothing follows ``</Connect>``: when we close the stream the call ends.
-    """
+def connect_stream(
+    stream_url: str, parameters: Mapping[str, str], after: str = AFTER_STREAM_END
+) -> str:
+    """``<Connect><Stream url=…>`` with ``<Parameter>`` children, then what ``after`` names."""
     if "?" in stream_url:
         raise ValueError("Twilio does not support a query string on <Stream url>")
     response = VoiceResponse()
@@ -25,6 +41,11 @@ def connect_stream(stream_url: str, parameters: Mapping[str, str]) -> str:
             stream.parameter(name=name, value=value)
     connect.append(stream)
     response.append(connect)
+    if after == AFTER_STREAM_APOLOGY:
+        response.say(DROPPED_STREAM_APOLOGY)
+        response.hangup()
+    elif after != AFTER_STREAM_END:
+        raise ValueError(f"unknown after-stream choice {after!r}")
     return str(response)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,8 @@ from transports.base import (
     SessionOpener,
     mask_phone,
 )
+from transports.twilio import binding
+from transports.twilio.binding import BindingError, StreamTokens
 from transports.twilio.protocol import (
     Dtmf,
     Event,
@@ -35,11 +39,23 @@ from transports.twilio.protocol import (
 log = logging.getLogger("transports.twilio")
 
 
+#: ends a call at Twilio (REST), given its CallSid; must never raise
+CallCompleter = Callable[[str], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class TwilioOptions:
     chunk_ms: int = 40
     lead_ms: int = 400
     start_timeout_s: float = 5.0
+    #: when set, ``start`` must carry a stream token minted for its CallSid (else 1008)
+    stream_tokens: StreamTokens | None = None
+    #: when set, an agent hang-up also completes the call through Twilio's REST API, after
+    #: the goodbye was heard and before the stream closes (the TwiML continues after
+    #: ``</Connect>``, see bridge/twiml.py)
+    complete_call: CallCompleter | None = None
+    #: wall clock for stream-token expiry
+    clock: Callable[[], float] = time.time
 
 
 class TwilioCall:
@@ -52,6 +68,7 @@ class TwilioCall:
     def __init__(self, ws: WebSocket, proto: TwilioProtocol, options: TwilioOptions) -> None:
         self.chunk_ms = options.chunk_ms
         self.lead_ms = options.lead_ms
+        self._complete_call = options.complete_call
         self._ws = ws
         self._proto = proto
         self._lock = asyncio.Lock()
@@ -119,6 +136,25 @@ class TwilioCall:
             log.warning("marks not echoed within %.1fs; closing anyway", timeout_s)
 
     async def close(self, code: int, reason: str) -> None:
+        """The pipeline ends the call: 1000 after an agent hang-up (goodbye heard), or 1011.
+
+        A hang-up of a live stream is first completed through the REST API when configured,
+        so Twilio does not go on to the TwiML after ``</Connect>``. A failure (1011) does go
+        on to it: that is what the apology is for.
+        """
+        call_sid = self._proto.call_sid
+        if (
+            code == 1000
+            and self._complete_call is not None
+            and call_sid
+            and self._proto.can_send
+            and not (self.closed or self.gone)
+        ):
+            await self._complete_call(call_sid)
+        await self.shut(code, reason)
+
+    async def shut(self, code: int, reason: str) -> None:
+        """Close the socket with ``code`` (once); the adapter's own closes come here."""
         async with self._lock:
             if self.closed:
                 return
@@ -183,7 +219,7 @@ class TwilioStream:
                         message = await asyncio.wait_for(ws.receive(), deadline - loop.time())
                     except TimeoutError:
                         self.reason = "no start before deadline"
-                        await call.close(1008, self.reason)
+                        await call.shut(1008, self.reason)
                         break
                 else:
                     message = await ws.receive()
@@ -205,13 +241,13 @@ class TwilioStream:
         except Exception:
             self.reason = "internal error"
             log.exception("stream failed", extra={"call_id": proto.call_sid, "transport": "twilio"})
-            await call.close(1011, self.reason)
+            await call.shut(1011, self.reason)
         finally:
             if callable(register):
                 register(None)
             if self.session is not None:
                 await self.opener.closed(self.session, self.session.end_reason or self.reason)
-            await call.close(1000, self.reason)
+            await call.shut(1000, self.reason)
 
     async def _handle(self, events: list[Event]) -> None:
         call, session = self.call, self.session
@@ -225,13 +261,36 @@ class TwilioStream:
                 if session is not None:
                     session.dtmf(event.digit)
             elif isinstance(event, Start):
+                if not await self._bound(event):
+                    return
                 self.session = session = await _open(self.opener, call, event)
             elif isinstance(event, Stop):
                 self.reason = "stop"
-                await call.close(1000, self.reason)
+                await call.shut(1000, self.reason)
             elif isinstance(event, ProtocolViolation):
                 self.reason = event.reason
-                await call.close(event.close_code, event.reason)
+                await call.shut(event.close_code, event.reason)
+
+    async def _bound(self, start: Start) -> bool:
+        """True when no token is required, or ``start`` carries one minted for its CallSid."""
+        tokens = self.options.stream_tokens
+        if tokens is None:
+            return True
+        token = start.custom_parameters.get(binding.PARAMETER)
+        try:
+            tokens.verify(token, start.call_sid, self.options.clock())
+        except BindingError as exc:
+            self.reason = "stream token rejected"
+            log.warning(
+                "stream rejected: %s (account %s, stream %s)",
+                exc.reason,
+                start.account_sid,
+                start.stream_sid,
+                extra={"call_id": start.call_sid, "transport": "twilio"},
+            )
+            await self.call.shut(1008, self.reason)
+            return False
+        return True
 
 
 async def serve_twilio(ws: WebSocket, opener: SessionOpener, options: TwilioOptions) -> None:
@@ -243,7 +302,8 @@ async def _open(opener: SessionOpener, call: TwilioCall, start: Start) -> CallSe
     extra = {"call_id": start.call_sid, "transport": "twilio"}
     if not start.media_format_ok:
         log.error("unexpected mediaFormat; continuing as mu-law/8000/1", extra=extra)
-    params = start.custom_parameters
+    # the stream token has done its job; agents and call records never see it
+    params = {k: v for k, v in start.custom_parameters.items() if k != binding.PARAMETER}
     request = CallRequest(
         transport="twilio",
         call_id=start.call_sid,
@@ -256,8 +316,8 @@ async def _open(opener: SessionOpener, call: TwilioCall, start: Start) -> CallSe
         return await opener.open(request, call)
     except Rejected as exc:
         log.warning("stream rejected: %s", exc.reason, extra=extra)
-        await call.close(exc.close_code, exc.reason)
+        await call.shut(exc.close_code, exc.reason)
     except AgentUnavailable as exc:
         log.error("agent unavailable: %s", exc, extra=extra)
-        await call.close(1000, "agent unavailable")
+        await call.shut(1000, "agent unavailable")
     return None

@@ -36,6 +36,8 @@ class Timeline:
 
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     echoed_marks: list[str] = field(default_factory=list)
+    #: when each mark echo was sent
+    echo_times: list[float] = field(default_factory=list)
     #: marks echoed because their audio played (not flushed by a clear)
     played_marks: list[str] = field(default_factory=list)
     clears: list[float] = field(default_factory=list)
@@ -67,6 +69,8 @@ class FakeTwilio:
         self.played = bytearray()
         self.close_code: int | None = None
         self.close_reason = ""
+        #: time.monotonic() when the connection closed
+        self.closed_at: float | None = None
         self._ws: ClientConnection | None = None
         self._seq = 0
         self._chunk = 0
@@ -250,6 +254,7 @@ class FakeTwilio:
             if self._ws.close_code is not None:
                 self.close_code = self._ws.close_code
                 self.close_reason = self._ws.close_reason or ""
+            self.closed_at = time.monotonic()
             self._closed.set()
 
     async def _clear(self) -> None:
@@ -263,6 +268,7 @@ class FakeTwilio:
 
     async def _echo(self, name: str) -> None:
         self.timeline.echoed_marks.append(name)
+        self.timeline.echo_times.append(time.monotonic())
         with contextlib.suppress(ConnectionClosed):
             await self.send_json(
                 {
