@@ -18,6 +18,7 @@ from bridge.devices import DeviceGate
 from bridge.fastpath import FastWebSocketPaths
 from bridge.limits import Backoff, FailureLimiter
 from bridge.logs import install_redaction
+from bridge.records.service import CallRecords
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
@@ -41,6 +42,8 @@ class BridgeState:
     twilio: TwilioOptions
     esp32: Esp32Options
     devices: DeviceGate
+    #: call records and recordings (bridge/records); flushed at shutdown
+    records: CallRecords | None = None
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
 
@@ -107,6 +110,9 @@ def create_app(
     install_redaction()
     factory = factory or build_agent_factory(settings)
     observers = Observers(*([observer] if observer is not None else []))
+    records = CallRecords(settings)
+    for record_observer in records.observers:
+        observers.add(record_observer)
     state = BridgeState(
         settings=settings,
         switchboard=Switchboard(factory, session_configs(settings), observers),
@@ -126,12 +132,18 @@ def create_app(
             opus_complexity=settings.esp32_opus_complexity,
         ),
         devices=device_gate(settings),
+        records=records,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await factory.aclose()
+        records.start()
+        try:
+            yield
+        finally:
+            # calls that ended while shutting down are queued: write them before exiting
+            await records.aclose()
+            await factory.aclose()
 
     alias = settings.esp32_root_alias
     app = Starlette(routes=routes(alias), lifespan=lifespan)

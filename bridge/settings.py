@@ -273,6 +273,18 @@ class Settings:
         "Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from the reverse proxy in front of us.",
     )
 
+    records_url: str = _setting(
+        "BRIDGE_RECORDS_URL",
+        "sqlite:///data/calls.db",
+        "Where call records go: `sqlite:///FILE` (relative; `sqlite:////abs/path`), "
+        "`postgresql://user:pass@host/db` for several instances, or `none`.",
+    )
+    recordings_dir: str = _setting(
+        "BRIDGE_RECORDINGS_DIR",
+        "",
+        "Directory for one stereo WAV per call (caller left, agent right). Empty: no recordings.",
+    )
+
     @property
     def uvicorn_ws(self) -> str:
         """The ``ws`` argument for uvicorn."""
