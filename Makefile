@@ -16,8 +16,10 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
+# PostgreSQL tests need a server: scripts/postgres.sh provides one (required under CI=true).
 pytest: setup
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	url=$$(scripts/postgres.sh) || { [ "$${CI:-}" != true ] || exit 1; url=""; }; \
+	BRIDGE_TEST_POSTGRES_URL="$$url" .venv/bin/python -m pytest -q -p no:cacheprovider
 
 firmware-test: setup
 	TOY_REQUIRE_E2E=1 firmware/scripts/host-test.sh build/firmware

@@ -18,6 +18,7 @@ from bridge.devices import DeviceGate
 from bridge.fastpath import FastWebSocketPaths
 from bridge.limits import Backoff, FailureLimiter
 from bridge.logs import install_redaction
+from bridge.records.service import CallRecords
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
@@ -48,6 +49,8 @@ class BridgeState:
     signatures: TwilioSignatures
     #: what is insecure about this configuration; logged at start-up and shown by /healthz
     warnings: list[str] = field(default_factory=list)
+    #: call records and recordings (bridge/records); flushed at shutdown
+    records: CallRecords | None = None
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
 
@@ -155,6 +158,9 @@ def create_app(
     factory = factory or build_agent_factory(settings)
     observers = Observers(*([observer] if observer is not None else []))
     devices = device_gate(settings)
+    records = CallRecords(settings)
+    for record_observer in records.observers:
+        observers.add(record_observer)
     state = BridgeState(
         settings=settings,
         switchboard=Switchboard(factory, session_configs(settings), observers),
@@ -174,14 +180,20 @@ def create_app(
             [settings.twilio_auth_token, settings.twilio_auth_token_secondary]
         ),
         warnings=security_warnings(settings, devices),
+        records=records,
     )
     for warning in state.warnings:
         log.warning("INSECURE: %s", warning)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await factory.aclose()
+        records.start()
+        try:
+            yield
+        finally:
+            # calls that ended while shutting down are queued: write them before exiting
+            await records.aclose()
+            await factory.aclose()
 
     alias = settings.esp32_root_alias
     app = Starlette(routes=routes(alias), lifespan=lifespan)

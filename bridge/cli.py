@@ -1,4 +1,5 @@
-"""``bridge`` command line: serve the bridge, emulate a caller, print the settings table."""
+"""``bridge`` command line: serve the bridge, emulate a caller or a toy, read the call records,
+print the settings table."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     logs.configure(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     return 0
 
@@ -245,6 +250,40 @@ def _settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calls(args: argparse.Namespace) -> int:
+    from bridge.records import report
+    from bridge.records.store import open_store
+    from bridge.records.url import parse_records_url
+
+    try:
+        url = args.url if args.url is not None else Settings.from_env().records_url
+        target = parse_records_url(url)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if target is None:
+        print("call records are off (BRIDGE_RECORDS_URL=none)", file=sys.stderr)
+        return 1
+    try:
+        store = open_store(target, create=False)
+    except Exception as exc:
+        print(f"cannot open the call records ({target.describe()}): {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.action == "show":
+            found = store.call(args.call_id)
+            if found is None:
+                print(f"no call {args.call_id!r}", file=sys.stderr)
+                return 1
+            print(report.call_json(*found) if args.json else report.call_text(*found))
+        else:
+            calls = store.recent_calls(args.limit)
+            print(report.calls_json(calls) if args.json else report.calls_table(calls))
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the TwiML with the request instead of a webhook (no TWILIO_AUTH_TOKEN only)",
     )
     dial.set_defaults(func=_dial)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="records database (default BRIDGE_RECORDS_URL)")
+    common.add_argument("--json", action="store_true", help="JSON instead of text")
+    calls = sub.add_parser("calls", parents=[common], help="list recent call records")
+    calls.add_argument("--limit", type=int, default=20, help="how many calls (newest first)")
+    calls.set_defaults(func=_calls, action="list")
+    calls_sub = calls.add_subparsers(dest="action")
+    calls_show = calls_sub.add_parser("show", parents=[common], help="one call, turn by turn")
+    calls_show.add_argument("call_id")
 
     show = sub.add_parser("settings", help="print the effective settings")
     show.add_argument("--markdown", action="store_true", help="the README table of all settings")

@@ -427,6 +427,18 @@ class Settings:
         "Empty: Twilio's own.",
     )
 
+    records_url: str = _setting(
+        "BRIDGE_RECORDS_URL",
+        "sqlite:///data/calls.db",
+        "Where call records go: `sqlite:///FILE` (relative; `sqlite:////abs/path`), "
+        "`postgresql://user:pass@host/db` for several instances, or `none`.",
+    )
+    recordings_dir: str = _setting(
+        "BRIDGE_RECORDINGS_DIR",
+        "",
+        "Directory for one stereo WAV per call (caller left, agent right). Empty: no recordings.",
+    )
+
     @property
     def uvicorn_ws(self) -> str:
         """The ``ws`` argument for uvicorn."""

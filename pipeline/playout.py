@@ -22,6 +22,7 @@ from typing import Final
 
 from pipeline.audio import AudioSpec, Converter, Reframer
 from pipeline.ports import CallPort
+from pipeline.recording import AudioTap
 
 _AUDIO: Final = 0
 _END: Final = 1
@@ -65,6 +66,8 @@ class Playout:
         self._idle.set()
         self.chunks_sent = 0
         self.chunks_dropped = 0
+        #: sees every chunk sent with its scheduled play time (a recording); usually None
+        self.tap: AudioTap | None = None
 
     # -- producer side (agent) -------------------------------------------------------------
 
@@ -192,4 +195,7 @@ class Playout:
                 continue
             await port.send_audio(turn_id, chunk, value)
             self.chunks_sent += 1
-            self._play_end_s = max(self._play_end_s, self._clock()) + value / 1000
+            play_at_s = max(self._play_end_s, self._clock())
+            self._play_end_s = play_at_s + value / 1000
+            if self.tap is not None:
+                self.tap.outbound(chunk, play_at_s)

@@ -33,6 +33,7 @@ from pipeline.endpointing import (
 )
 from pipeline.playout import Playout, PlayoutConfig
 from pipeline.ports import CallPort
+from pipeline.recording import AudioTap
 from pipeline.tasks import TaskSet
 
 log = logging.getLogger("pipeline.session")
@@ -62,6 +63,9 @@ class SessionObserver:
     Hooks run synchronously on the event loop inside the call's own code path, so they must be
     cheap and must not raise (an :class:`Observers` group logs and swallows what they raise).
     """
+
+    def on_session_created(self, session: CallSession) -> None:
+        """The session exists and nothing runs yet (no greeting, no audio): attach taps here."""
 
     def on_call_started(self, session: CallSession) -> None:
         """The session is registered and its agent started."""
@@ -103,6 +107,9 @@ class Observers(SessionObserver):
                 getattr(observer, hook)(*args)
             except Exception:
                 log.exception("observer %s.%s failed", type(observer).__name__, hook)
+
+    def on_session_created(self, session: CallSession) -> None:
+        self._each("on_session_created", session)
 
     def on_call_started(self, session: CallSession) -> None:
         self._each("on_call_started", session)
@@ -170,6 +177,8 @@ class CallSession(AgentOutput):
         self._hangup_reason: str | None = None
         self._closed = asyncio.Event()
         self.last_activity = self.started_at
+        #: sees the call's audio both ways (a recording); None costs nothing per frame
+        self.tap: AudioTap | None = None
         # inbound: wire -> PCM16 at a rate the endpointer accepts
         self.vad_spec = self.native_spec(port.wire_in)
         self._to_vad = Converter(port.wire_in, self.vad_spec)
@@ -193,8 +202,14 @@ class CallSession(AgentOutput):
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def attach_tap(self, tap: AudioTap) -> None:
+        """Show ``tap`` every inbound frame and every outbound chunk from now on."""
+        self.tap = tap
+        self.playout.tap = tap
+
     async def start(self) -> None:
         """Start the pacer and the agent (which may queue a greeting)."""
+        self.observer.on_session_created(self)
         self._tasks.spawn(self.playout.run(), "pacer")
         if self.config.idle_timeout_s > 0 or self.config.max_duration_s > 0:
             self._tasks.spawn(self._enforce_time_limits(), "limits")
@@ -212,6 +227,13 @@ class CallSession(AgentOutput):
             await asyncio.wait_for(self.agent.close(), timeout=1.0)
         except Exception as exc:  # an agent failing to close must not break teardown
             self.log.warning("agent close failed: %r", exc)
+        if self.tap is not None:
+            tap, self.tap = self.tap, None
+            self.playout.tap = None
+            try:
+                tap.close()
+            except Exception as exc:  # a recording must not break teardown
+                self.log.warning("audio tap close failed: %r", exc)
         self.observer.on_call_ended(self)
         s = self.stats
         self.log.info(
@@ -242,6 +264,8 @@ class CallSession(AgentOutput):
             return
         self.stats.frames_in += 1
         self.stats.bytes_in += len(data)
+        if self.tap is not None:
+            self.tap.inbound(data)
         if self._to_agent is not None:
             self.agent.feed(self._to_agent.process(data))
             return

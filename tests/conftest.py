@@ -44,15 +44,17 @@ def interrupt_ulaw() -> bytes:
 
 
 @pytest.fixture
-def make_server() -> Iterator[MakeServer]:
+def make_server(tmp_path: Path) -> Iterator[MakeServer]:
     """Start servers with settings overrides (env-style names) and an optional agent factory.
 
+    Call records go to a SQLite file of the test's own unless ``BRIDGE_RECORDS_URL`` is given.
     On teardown every server must be clean: no session, connection or task left behind.
     """
     servers: list[ServerThread] = []
 
     def make(factory: AgentFactory | None = None, **env: Any) -> ServerThread:
         env.setdefault("BRIDGE_AGENT", "echo")  # line tests; the local agent is opted into
+        env.setdefault("BRIDGE_RECORDS_URL", f"sqlite:///{tmp_path / 'calls.db'}")
         settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
         server = ServerThread(create_app(settings, factory), settings).start()
         servers.append(server)
