@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from bridge import logs
     from bridge.app import create_app, uvicorn_options
+    from bridge.server import DrainingServer
 
     try:
         settings = Settings.from_env()
@@ -30,7 +31,10 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
+    config = uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))
+    drainer = app.state.bridge.drainer
+    server = DrainingServer(config, lambda: drainer.drain(settings.drain_timeout_s))
+    server.run()
     return 0
 
 
