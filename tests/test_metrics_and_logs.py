@@ -197,3 +197,15 @@ async def test_call_logs_are_json_with_context_and_no_secrets_or_audio(
     assert not BASE64_RUN.search(everything), BASE64_RUN.search(everything)
     frame_payloads = {base64.b64encode(sent[i : i + 160]).decode() for i in range(0, 4000, 160)}
     assert not any(payload[:24] in everything for payload in frame_payloads)
+
+
+def test_library_frame_traces_keep_no_payload() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from bridge.logs import HideFramePayloads
+
+    payload = '{"event":"media","media":{"payload":"' + "A" * 200 + '"}}'
+    frame = Frame(Opcode.TEXT, payload.encode())
+    record = logging.LogRecord("uvicorn.error", logging.DEBUG, __file__, 1, "< %s", (frame,), None)
+    assert HideFramePayloads().filter(record)
+    assert record.getMessage() == f"< TEXT [{len(payload)} bytes]"
