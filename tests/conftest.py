@@ -52,6 +52,9 @@ def make_server() -> Iterator[MakeServer]:
     servers: list[ServerThread] = []
 
     def make(factory: AgentFactory | None = None, **env: Any) -> ServerThread:
+        # every test client shares one loopback address: the per-IP rate limit is off unless
+        # a test turns it on (tests/test_ops_limits.py)
+        env = {"BRIDGE_RATE_LIMIT_PER_S": 0, **env}
         settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
         server = ServerThread(create_app(settings, factory), settings).start()
         servers.append(server)
