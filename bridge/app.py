@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,12 +14,16 @@ from typing import Any
 from starlette.applications import Starlette
 
 from bridge import __version__
+from bridge.admission import Admission, ClientAddress, TokenBuckets
 from bridge.agents import build_agent_factory
 from bridge.device_auth import DeviceAuthenticator, DeviceSettings
 from bridge.devices import DeviceGate
+from bridge.drain import Drainer
 from bridge.fastpath import FastWebSocketPaths
 from bridge.limits import Backoff, FailureLimiter
 from bridge.logs import install_redaction
+from bridge.looplag import monitor_loop_lag
+from bridge.metrics import Metrics
 from bridge.records.service import CallRecords
 from bridge.routes import routes, websocket_routes
 from bridge.settings import Settings
@@ -33,6 +39,12 @@ from transports.twilio.binding import StreamTokens
 
 log = logging.getLogger("bridge.app")
 
+TRANSPORTS = ("twilio", "esp32")
+#: how long one shutdown hook may take before the next one runs
+SHUTDOWN_HOOK_TIMEOUT_S = 10.0
+
+ShutdownHook = Callable[[], Awaitable[None]]
+
 
 @dataclass
 class BridgeState:
@@ -47,12 +59,28 @@ class BridgeState:
     devices: DeviceGate
     #: X-Twilio-Signature checks (disabled without TWILIO_AUTH_TOKEN)
     signatures: TwilioSignatures
+    admission: Admission
+    metrics: Metrics
+    drainer: Drainer
     #: what is insecure about this configuration; logged at start-up and shown by /healthz
     warnings: list[str] = field(default_factory=list)
     #: call records and recordings (bridge/records); flushed at shutdown
     records: CallRecords | None = None
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
+    #: awaited in order when the app shuts down, after the drain (e.g. flush call records)
+    shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
+
+    def add_shutdown_hook(self, hook: ShutdownHook) -> None:
+        """Register a coroutine function to await at shutdown; the place to close resources."""
+        self.shutdown_hooks.append(hook)
+
+    async def run_shutdown_hooks(self) -> None:
+        for hook in self.shutdown_hooks:
+            try:
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_TIMEOUT_S)
+            except Exception:
+                log.exception("shutdown hook %r failed", hook)
 
 
 def session_configs(settings: Settings) -> dict[str, SessionConfig]:
@@ -140,7 +168,19 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "access_log": False,
         "lifespan": "on",
+        # The client address is ours to decide (bridge/admission.py, BRIDGE_TRUST_FORWARDED);
+        # uvicorn would otherwise believe X-Forwarded-For from any loopback peer.
+        "proxy_headers": False,
     }
+
+
+def admission(settings: Settings) -> Admission:
+    return Admission(
+        limits={"twilio": settings.max_twilio_calls, "esp32": settings.max_toy_sessions},
+        max_total=settings.max_calls,
+        rate=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
+        client_address=ClientAddress(settings.trust_forwarded),
+    )
 
 
 def create_app(
@@ -157,13 +197,18 @@ def create_app(
     install_redaction()
     factory = factory or build_agent_factory(settings)
     observers = Observers(*([observer] if observer is not None else []))
+    switchboard = Switchboard(factory, session_configs(settings), observers)
+    metrics = Metrics(switchboard.counts, TRANSPORTS)
+    observers.add(metrics.observer())
+    gate = admission(settings)
     devices = device_gate(settings)
+    devices.on_reject = lambda reason: metrics.rejected("esp32", reason)
     records = CallRecords(settings)
     for record_observer in records.observers:
         observers.add(record_observer)
     state = BridgeState(
         settings=settings,
-        switchboard=Switchboard(factory, session_configs(settings), observers),
+        switchboard=switchboard,
         observers=observers,
         twilio=twilio_options(settings),
         esp32=Esp32Options(
@@ -181,6 +226,9 @@ def create_app(
         ),
         warnings=security_warnings(settings, devices),
         records=records,
+        admission=gate,
+        metrics=metrics,
+        drainer=Drainer(gate, switchboard),
     )
     for warning in state.warnings:
         log.warning("INSECURE: %s", warning)
@@ -188,9 +236,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         records.start()
+        lag = asyncio.create_task(monitor_loop_lag(metrics.loop_lag.observe), name="loop-lag")
         try:
             yield
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
+            await state.run_shutdown_hooks()
             # calls that ended while shutting down are queued: write them before exiting
             await records.aclose()
             await factory.aclose()

@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from bridge import logs
     from bridge.app import create_app, uvicorn_options
+    from bridge.server import DrainingServer
 
     try:
         settings = Settings.from_env()
@@ -36,7 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
+    config = uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))
+    drainer = app.state.bridge.drainer
+    server = DrainingServer(config, lambda: drainer.drain(settings.drain_timeout_s))
+    server.run()
     return 0
 
 

@@ -9,7 +9,8 @@ request (401, 429, 503), never an accept-then-close.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
@@ -29,12 +30,20 @@ class DeviceGate:
     authenticator: DeviceAuthenticator
     failures: FailureLimiter
     backoff: Backoff
+    #: told the reason of every refusal (``blocked``, ``auth``, ``backoff``), for metrics
+    on_reject: Callable[[str], None] = field(default=lambda reason: None)
 
-    async def admit(self, ws: WebSocket) -> Esp32Device | None:
-        """The device to serve, or None after answering the upgrade with an HTTP error."""
-        ip = ws.client.host if ws.client else ""
+    async def admit(self, ws: WebSocket, ip: str | None = None) -> Esp32Device | None:
+        """The device to serve, or None after answering the upgrade with an HTTP error.
+
+        ``ip`` is the client address as the application resolved it (a trusted proxy's
+        X-Forwarded-For); by default the socket peer.
+        """
+        if ip is None:
+            ip = ws.client.host if ws.client else ""
         mac = normalize_mac(ws.headers.get("x-device-mac"))
         if self.failures.blocked(ip, mac):
+            self.on_reject("blocked")
             await _deny(ws, 429, "too many failed attempts")
             return None
         query = ws.scope.get("query_string", b"").decode("latin-1")
@@ -43,11 +52,13 @@ class DeviceGate:
         except DeviceAuthError as exc:
             self.failures.record_failure(ip, mac)
             log.warning("toy rejected from %s: %s", ip, exc.reason)
+            self.on_reject("auth")
             await _deny(ws, exc.status, "unauthorized" if exc.status == 401 else exc.reason)
             return None
         self.failures.record_success(ip, mac)
         wait_s = self.backoff.blocked_for(identity.session_key)
         if wait_s > 0:
+            self.on_reject("backoff")
             await _deny(ws, 503, f"agent unavailable, retry in {wait_s:.0f} s")
             return None
         return self._device(identity)

@@ -70,13 +70,28 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class HideFramePayloads(logging.Filter):
+    """websockets traces every frame at DEBUG with the start of its payload: base64 audio on
+    a phone call. Keep the trace (direction, opcode, size) and drop the payload."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in ("< %s", "> %s") and isinstance(record.args, tuple) and record.args:
+            frame = record.args[0]
+            opcode, data = getattr(frame, "opcode", None), getattr(frame, "data", None)
+            if opcode is not None and isinstance(data, bytes | bytearray):
+                name = getattr(opcode, "name", str(opcode))
+                record.msg = f"{record.msg[0]} {name} [{len(data)} bytes]"
+                record.args = ()
+        return True
+
+
 #: loggers of the server libraries that log raw headers
 HEADER_LOGGERS = ("uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
 
 
 def install_redaction() -> None:
-    redactor = RedactSecrets()
     for name in HEADER_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(redactor)
+        for kind in (RedactSecrets, HideFramePayloads):
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())

@@ -9,9 +9,9 @@ behind TLS termination the bridge sees ``http://10.0.0.5:8080/twiml`` while Twil
 1. ``BRIDGE_PUBLIC_HOST`` (scheme ``https``) — the recommended production setting;
 2. ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` — only with ``BRIDGE_TRUST_FORWARDED``, because
    anyone can send these headers to a bridge that is reachable without the proxy;
-3. the request's own scheme and ``Host`` (local trials). The scheme is what the ASGI server
-   reports: uvicorn itself applies ``X-Forwarded-Proto`` from ``FORWARDED_ALLOW_IPS``
-   (loopback by default), never from other addresses.
+3. the request's own scheme and ``Host`` (local trials). uvicorn's own proxy-header handling
+   is off (bridge/app.py), so behind a TLS proxy one of the first two must be configured, or
+   the ``http://`` URL rebuilt here will not match the ``https://`` one Twilio signed.
 
 The Media Stream upgrade carries the same header, signed over the ``wss://`` URL of the
 ``<Stream>`` with no parameters. Our TwiML always names ``wss://<public host>/stream``, so

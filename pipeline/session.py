@@ -42,6 +42,17 @@ log = logging.getLogger("pipeline.session")
 DRAIN_GRACE_S = 2.0
 #: how long a goodbye may take to be generated and queued before we close anyway
 HANGUP_PLAYOUT_TIMEOUT_S = 30.0
+#: how often a call that must end looks again whether its reply has finished playing
+REPLY_POLL_S = 0.25
+
+
+class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The call's context (call_id, transport) on every line, merged with a line's own
+    ``extra`` (e.g. turn_id); the stock adapter drops the latter before Python 3.13."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 @dataclass(slots=True)
@@ -165,9 +176,7 @@ class CallSession(AgentOutput):
         self.started_at = clock()
         self.end_reason = ""
         self._clock = clock
-        self.log = logging.LoggerAdapter(
-            log, {"call_id": call.call_id, "transport": call.transport}
-        )
+        self.log = CallLog(log, {"call_id": call.call_id, "transport": call.transport})
         self._tasks = TaskSet(call.call_id, on_error=self._task_failed)
         self._turn_seq = 0
         self._current_turn: int | None = None
@@ -175,6 +184,7 @@ class CallSession(AgentOutput):
         self._turn_ended_at: dict[int, float] = {}
         self._closing = False
         self._hangup_reason: str | None = None
+        self._ending = False
         self._closed = asyncio.Event()
         self.last_activity = self.started_at
         #: sees the call's audio both ways (a recording); None costs nothing per frame
@@ -335,6 +345,9 @@ class CallSession(AgentOutput):
         turn_id = self._new_turn()
         self._turn_ended_at[turn_id] = self._clock()
         self.observer.on_user_turn(self, turn_id, turn.duration_ms)
+        self.log.debug(
+            "user turn committed speech_ms=%d", turn.speech_ms, extra={"turn_id": turn_id}
+        )
         audio = turn.pcm16
         if self.agent.input_spec != self.vad_spec:
             converter = Converter(self.vad_spec, self.agent.input_spec)
@@ -348,7 +361,7 @@ class CallSession(AgentOutput):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.log.warning("agent turn %d failed: %r", turn_id, exc, extra={"turn_id": turn_id})
+            self.log.warning("agent turn failed: %r", exc, extra={"turn_id": turn_id})
             await self.fail_turn(turn_id, type(exc).__name__)
             return
         self.playout.end_turn(turn_id)
@@ -371,7 +384,7 @@ class CallSession(AgentOutput):
         self.stats.barge_ins += 1
         self.agent.interrupted(turn_id, heard_ms)
         self.observer.on_barge_in(self, turn_id, heard_ms)
-        self.log.info("barge-in turn=%d heard_ms=%.0f", turn_id, heard_ms)
+        self.log.info("barge-in heard_ms=%.0f", heard_ms, extra={"turn_id": turn_id})
 
     # -- AgentOutput -----------------------------------------------------------------------
 
@@ -419,13 +432,16 @@ class CallSession(AgentOutput):
         self.playout.end_turn(turn_id, ok=False)
 
     def hang_up(self, reason: str) -> None:
+        self._request_hang_up(reason, 1000)
+
+    def _request_hang_up(self, reason: str, close_code: int) -> None:
         if self._hangup_reason is not None or self._closing:
             return
         self._hangup_reason = reason
-        self._tasks.spawn(self._hang_up(reason), "hangup")
+        self._tasks.spawn(self._hang_up(reason, close_code), "hangup")
 
-    async def _hang_up(self, reason: str) -> None:
-        """Let the goodbye play out and be heard, then close with 1000."""
+    async def _hang_up(self, reason: str, close_code: int = 1000) -> None:
+        """Let the goodbye play out and be heard, then close with ``close_code``."""
         turn_task = self._turn_task
         if turn_task is not None and turn_task is not asyncio.current_task():
             await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
@@ -435,7 +451,32 @@ class CallSession(AgentOutput):
             self.log.warning("goodbye did not finish playing in time")
         await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
         self.end_reason = reason
-        await self.port.close(1000, reason)
+        await self.port.close(close_code, reason)
+
+    def end_politely(self, reason: str, *, farewell: bool = True, close_code: int = 1000) -> None:
+        """End the call without cutting anyone off (a drain, a limit): the reply in progress
+        plays to its end, then the agent's optional ``farewell()``, then the transport's
+        ending with ``close_code``. Idempotent; a no-op once the call is already ending."""
+        if self._closing or self._ending or self._hangup_reason is not None:
+            return
+        self._tasks.spawn(self._end_politely(reason, farewell, close_code), "ending")
+
+    async def _end_politely(self, reason: str, farewell: bool, close_code: int) -> None:
+        while True:  # never cut a reply: end once it has played (no event marks that moment)
+            if not self.responding:
+                break
+            await asyncio.sleep(REPLY_POLL_S)
+        if self._ending or self._hangup_reason is not None:
+            return
+        self._ending = True
+        self.log.info("ending the call: %s", reason)
+        if farewell:
+            turn = self.begin_turn()
+            try:
+                await self.agent.farewell(turn, self)
+            finally:
+                self.end_turn(turn)
+        self._request_hang_up(reason, close_code)
 
     async def _enforce_time_limits(self) -> None:
         """One task per call: sleeps until the nearest deadline (idle or total duration)."""
@@ -452,15 +493,9 @@ class CallSession(AgentOutput):
                 await asyncio.sleep(when - now)
                 continue
             if self.responding:  # never cut a reply: look again once it has played
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(REPLY_POLL_S)
                 continue
-            self.log.info("ending the call: %s", reason)
-            turn = self.begin_turn()
-            try:
-                await self.agent.farewell(turn, self)
-            finally:
-                self.end_turn(turn)
-            self.hang_up(reason)
+            await self._end_politely(reason, True, 1000)
             return
 
     # -- internals -------------------------------------------------------------------------
