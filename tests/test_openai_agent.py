@@ -36,6 +36,12 @@ def fake() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
+@pytest.fixture
+def short_ulaw(hello_ulaw: bytes) -> bytes:
+    """The first 1.7 s of the speech fixture: enough for a turn, quicker to say."""
+    return hello_ulaw[: ULAW_BYTES_PER_MS * 1700]
+
+
 def openai_env(fake: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
     env: dict[str, Any] = {
         "BRIDGE_AGENT": "openai",
@@ -153,13 +159,13 @@ async def test_toy_hears_greeting_and_reply(make_server: MakeServer, fake: FakeO
 
 
 async def test_speech_starts_while_the_chat_is_still_streaming(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     long_tail = " ".join(["and then some more words"] * 6) + "."
     fake.replies.append(ChatScript("First a short one. " + long_tail, chunk_delay_s=0.05))
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    await say(peer, hello_ulaw)
+    await say(peer, short_ulaw)
     await fake.wait_for(lambda: bool(fake.to("speech")), what="the first speech request")
     [chat] = fake.to("chat")
     first_tts = fake.to("speech")[0]
@@ -173,14 +179,14 @@ async def test_speech_starts_while_the_chat_is_still_streaming(
 
 
 async def test_second_turn_remembers_the_first_exchange(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     fake.transcripts.extend(["My name is Ada.", "What is my name?"])
     fake.replies.extend([ChatScript("Nice to meet you, Ada."), ChatScript("You are Ada.")])
     server = make_server(**openai_env(fake, BRIDGE_SYSTEM_PROMPT="Be brief."))
     peer = await open_call(server)
-    await say_and_listen(peer, hello_ulaw)
-    await say_and_listen(peer, hello_ulaw)
+    await say_and_listen(peer, short_ulaw)
+    await say_and_listen(peer, short_ulaw)
     await peer.close()
     assert fake.to("chat")[1].body["messages"] == [
         {"role": "system", "content": "Be brief."},
@@ -191,7 +197,7 @@ async def test_second_turn_remembers_the_first_exchange(
 
 
 async def test_barge_in_keeps_only_what_the_caller_heard(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes, interrupt_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, interrupt_ulaw: bytes
 ) -> None:
     sentences = [f"This is sentence number {n} of a long answer." for n in range(1, 9)]
     reply_text = " ".join(sentences)
@@ -199,7 +205,7 @@ async def test_barge_in_keeps_only_what_the_caller_heard(
     fake.replies.extend([ChatScript(reply_text), ChatScript("Okay.")])
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    await say(peer, hello_ulaw, tail_ms=700)
+    await say(peer, short_ulaw, tail_ms=700)
     await peer.wait_for_media(1, timeout_s=10)
     await peer.silence(2500)  # the caller hears about two and a half sentences
     await peer.stream(interrupt_ulaw[:4000] + SILENCE * 8 * 900)  # barges in, then pauses
@@ -221,13 +227,13 @@ async def test_barge_in_keeps_only_what_the_caller_heard(
 
 
 async def test_end_call_tool_says_goodbye_then_closes_1000(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     fake.transcripts.append("Bye now.")
     fake.replies.append(ChatScript("Goodbye, have a lovely day.", end_call=True))
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    talker = background(say(peer, hello_ulaw, tail_ms=8000))
+    talker = background(say(peer, short_ulaw, tail_ms=8000))
     assert await peer.wait_closed(15) == 1000
     talker.cancel()
     assert heard_ms(peer) == pytest.approx(tts_ms("Goodbye, have a lovely day."), abs=TOLERANCE_MS)
@@ -253,7 +259,7 @@ async def test_farewell_is_spoken_when_the_call_is_too_long(
 
 
 async def test_transient_errors_are_retried_into_a_normal_reply(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     fake.fail("transcriptions", Fault.http(500))
     fake.fail("chat", Fault.http(429, retry_after="0.4"))
@@ -261,7 +267,7 @@ async def test_transient_errors_are_retried_into_a_normal_reply(
     fake.replies.append(ChatScript("All good."))
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    await say_and_listen(peer, hello_ulaw)
+    await say_and_listen(peer, short_ulaw)
     await peer.close()
     assert heard_ms(peer) == pytest.approx(tts_ms("All good."), abs=TOLERANCE_MS)
     assert [len(fake.to(e)) for e in ("transcriptions", "chat", "speech")] == [2, 2, 2]
@@ -272,13 +278,13 @@ async def test_transient_errors_are_retried_into_a_normal_reply(
 @pytest.mark.parametrize("kind", ["500", "hang", "drop"])
 @pytest.mark.parametrize("stage", ["transcriptions", "chat", "speech"])
 async def test_a_stage_that_keeps_failing_gives_the_apology_and_the_call_goes_on(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes, stage: Any, kind: str
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, stage: Any, kind: str
 ) -> None:
     fault = {"500": Fault.http(500), "hang": Fault.hang(), "drop": Fault.drop()}[kind]
     fake.fail(stage, fault, times=None)
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    await say(peer, hello_ulaw)
+    await say(peer, short_ulaw)
     ended_at = time.monotonic()
     await peer.wait_for_media(1, timeout_s=10)
     assert time.monotonic() - ended_at < 2 + 1.5  # the deadline, not the client's retries
@@ -288,20 +294,20 @@ async def test_a_stage_that_keeps_failing_gives_the_apology_and_the_call_goes_on
     fake.heal()
     fake.replies.append(ChatScript("Back again."))
     before = len(peer.played)
-    await say_and_listen(peer, hello_ulaw)
+    await say_and_listen(peer, short_ulaw)
     assert heard_ms(peer, before) == pytest.approx(tts_ms("Back again."), abs=TOLERANCE_MS)
     assert peer.close_code is None
     await peer.close()
 
 
 async def test_speech_failing_mid_sentence_is_not_replayed(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     fake.replies.append(ChatScript("A sentence long enough to be cut in the middle."))
     fake.fail("speech", Fault.drop(after_chunks=3), times=None)  # 300 ms, then the socket dies
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    await say_and_listen(peer, hello_ulaw)
+    await say_and_listen(peer, short_ulaw)
     await peer.close()
     assert len(fake.to("speech")) == 1  # not retried: its start was already heard
     assert heard_ms(peer) == pytest.approx(300 + APOLOGY_MS, abs=TOLERANCE_MS)
@@ -326,14 +332,14 @@ async def test_toy_gets_response_error_and_the_next_turn_works(
 
 
 async def test_a_bad_key_fails_fast_and_is_logged_once(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes, caplog: pytest.LogCaptureFixture
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = make_server(**openai_env(fake, BRIDGE_OPENAI_API_KEY="sk-wrong"))
     peer = await open_call(server)
     with caplog.at_level(logging.ERROR, logger="pipeline.agents.openai"):
         for _ in range(2):
             before = len(peer.played)
-            await say(peer, hello_ulaw)
+            await say(peer, short_ulaw)
             ended_at = time.monotonic()
             await peer.wait_for_media(len(peer.timeline.media_times) + 1, timeout_s=10)
             assert time.monotonic() - ended_at < 1.0  # no retries
@@ -349,7 +355,7 @@ async def test_a_bad_key_fails_fast_and_is_logged_once(
 
 
 async def test_a_number_route_gives_the_call_its_persona(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes, tmp_path: Path
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, tmp_path: Path
 ) -> None:
     personas = tmp_path / "personas.toml"
     personas.write_text(
@@ -358,6 +364,7 @@ async def test_a_number_route_gives_the_call_its_persona(
         '[numbers]\n"+15551230001" = "pirate"\n',
         encoding="utf-8",
     )
+    fake.replies.append(ChatScript("Arr, that it be."))
     server = make_server(
         **openai_env(
             fake,
@@ -368,7 +375,7 @@ async def test_a_number_route_gives_the_call_its_persona(
     )
     pirate = await open_call(server, params={"to": "+15551230001", "from": "+15550000000"})
     await listen(pirate)
-    await say_and_listen(pirate, hello_ulaw)
+    await say_and_listen(pirate, short_ulaw)
     await pirate.close()
     plain = await open_call(server, params={"to": "+15559999999"})
     await listen(plain)
@@ -385,7 +392,7 @@ async def test_a_number_route_gives_the_call_its_persona(
 
 
 async def test_each_stage_can_use_its_own_server_and_key(
-    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
 ) -> None:
     whisper = FakeOpenAI(api_key="stt-key").start()
     try:
@@ -399,7 +406,7 @@ async def test_each_stage_can_use_its_own_server_and_key(
             )
         )
         peer = await open_call(server)
-        await say_and_listen(peer, hello_ulaw)
+        await say_and_listen(peer, short_ulaw)
         await peer.close()
     finally:
         whisper.stop()

@@ -76,7 +76,7 @@ def classify(exc: Exception) -> Retry | None:
         if status in RETRYABLE_STATUSES or status >= 500:
             return Retry(retry_after_s(exc.response.headers))
         return None
-    if isinstance(exc, openai.APIConnectionError | TRANSPORT_ERRORS):
+    if isinstance(exc, (openai.APIConnectionError, *TRANSPORT_ERRORS)):
         return Retry()
     return None
 
