@@ -227,10 +227,10 @@ class FakeOpenAI:
 
     async def _refuse(self, request: Request, record: Recorded) -> Response | None:
         """Authentication and the faults that strike before a response starts."""
-        if self.api_key is not None:
-            if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                record.finished_at = time.monotonic()
-                return _error(401, "Incorrect API key provided.", code="invalid_api_key")
+        key = self.api_key
+        if key is not None and request.headers.get("authorization") != f"Bearer {key}":
+            record.finished_at = time.monotonic()
+            return _error(401, "Incorrect API key provided.", code="invalid_api_key")
         fault = record.fault
         if fault is None:
             return None
@@ -298,7 +298,8 @@ def _chat_chunks(record: Recorded, script: ChatScript) -> list[dict[str, Any]]:
     out += [chunk({"content": token}) for token in re.findall(r"\s*\S+", script.text)]
     if script.end_call:
         call = {"index": 0, "id": "call_fake1", "type": "function"}
-        out.append(chunk({"tool_calls": [{**call, "function": {"name": "end_call", "arguments": ""}}]}))
+        named = {**call, "function": {"name": "end_call", "arguments": ""}}
+        out.append(chunk({"tool_calls": [named]}))
         for piece in ('{"reason": ', '"the caller said goodbye"}'):
             out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
     out.append(chunk({}, "tool_calls" if script.end_call else "stop"))

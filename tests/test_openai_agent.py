@@ -410,10 +410,8 @@ async def test_each_stage_can_use_its_own_server_and_key(
         await peer.close()
     finally:
         whisper.stop()
-    endpoints = lambda f: {r.endpoint for r in f.requests}  # noqa: E731
-    assert endpoints(whisper) == {"transcriptions"}
-    assert endpoints(fake) == {"chat", "speech"}
+    assert {r.endpoint for r in whisper.requests} == {"transcriptions"}
+    assert {r.endpoint for r in fake.requests} == {"chat", "speech"}
     [stt] = whisper.to("transcriptions")
     assert stt.body["model"] == "whisper-1" and stt.headers["authorization"] == "Bearer stt-key"
     assert fake.to("chat")[0].body["messages"][-1]["content"] == "Routed to the speech server."
-
