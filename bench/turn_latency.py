@@ -41,7 +41,7 @@ def question_ulaw(text: str) -> bytes:
     """The question in the offline voice, as Twilio would carry it (μ-law 8 kHz)."""
     from pipeline.agents.local.voice import PiperSpeaker
 
-    speaker = PiperSpeaker.shared()
+    speaker = PiperSpeaker.shared(deterministic=True)
     samples = np.frombuffer(speaker.synthesize(text), np.int16)
     voiced = np.flatnonzero(np.abs(samples) > VOICED_AMPLITUDE)
     samples = samples[: voiced[-1] + 1]  # the clock starts at the last voiced sample

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from bridge.settings import Settings, SettingsError
+from pipeline.agents.persona import PersonaError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
-    except SettingsError as exc:
+    except (SettingsError, PersonaError) as exc:  # e.g. a missing API key, a bad personas file
         print(exc, file=sys.stderr)
         return 2
     config = uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))

@@ -139,6 +139,75 @@ class Settings:
         min_value=0,
         max_value=120,
     )
+    openai_stt_model: str = _setting(
+        "BRIDGE_OPENAI_STT_MODEL",
+        "gpt-4o-mini-transcribe",
+        "Transcription model of the `openai` agent (e.g. `whisper-1`).",
+    )
+    openai_stt_language: str = _setting(
+        "BRIDGE_OPENAI_STT_LANGUAGE",
+        "",
+        "ISO-639-1 language hint for transcription (e.g. `en`). Empty: detected.",
+    )
+    openai_tts_model: str = _setting(
+        "BRIDGE_OPENAI_TTS_MODEL",
+        "gpt-4o-mini-tts",
+        "Speech model of the `openai` agent (e.g. `tts-1`).",
+    )
+    openai_stt_base_url: str = _setting(
+        "BRIDGE_OPENAI_STT_BASE_URL",
+        "",
+        "Base URL of the transcription stage (a Whisper server). Empty: `BRIDGE_OPENAI_BASE_URL`.",
+    )
+    openai_stt_api_key: str = _setting(
+        "BRIDGE_OPENAI_STT_API_KEY",
+        "",
+        "API key of the transcription stage. Empty: `BRIDGE_OPENAI_API_KEY`.",
+        secret=True,
+    )
+    openai_chat_base_url: str = _setting(
+        "BRIDGE_OPENAI_CHAT_BASE_URL",
+        "",
+        "Base URL of the chat stage (e.g. Ollama's `http://localhost:11434/v1`). "
+        "Empty: `BRIDGE_OPENAI_BASE_URL`.",
+    )
+    openai_chat_api_key: str = _setting(
+        "BRIDGE_OPENAI_CHAT_API_KEY",
+        "",
+        "API key of the chat stage. Empty: `BRIDGE_OPENAI_API_KEY`.",
+        secret=True,
+    )
+    openai_tts_base_url: str = _setting(
+        "BRIDGE_OPENAI_TTS_BASE_URL",
+        "",
+        "Base URL of the speech stage. Empty: `BRIDGE_OPENAI_BASE_URL`.",
+    )
+    openai_tts_api_key: str = _setting(
+        "BRIDGE_OPENAI_TTS_API_KEY",
+        "",
+        "API key of the speech stage. Empty: `BRIDGE_OPENAI_API_KEY`.",
+        secret=True,
+    )
+    openai_turn_deadline_s: float = _setting(
+        "BRIDGE_OPENAI_TURN_DEADLINE_S",
+        8.0,
+        "Longest silence a turn of the `openai` agent may cause while failed requests are "
+        "retried; then the caller hears an apology (a toy gets RESPONSE.ERROR).",
+        min_value=1,
+        max_value=60,
+    )
+    openai_request_timeout_s: float = _setting(
+        "BRIDGE_OPENAI_REQUEST_TIMEOUT_S",
+        5.0,
+        "Connect/read timeout of one request of the `openai` agent (a hung request is retried).",
+        min_value=0.2,
+        max_value=60,
+    )
+    farewell_message: str = _setting(
+        "BRIDGE_FAREWELL_MESSAGE",
+        "I have to go now. Goodbye!",
+        "What the LLM agents say when the bridge ends a call (idle or too long).",
+    )
     personas_file: str = _setting(
         "BRIDGE_PERSONAS_FILE",
         "",

@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import uvicorn
 
@@ -21,10 +21,11 @@ from bridge.settings import Settings
 T = TypeVar("T")
 
 
-class ServerThread:
-    def __init__(self, app: FastWebSocketPaths, settings: Settings) -> None:
-        self.app = app
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, **uvicorn_options(settings))
+class UvicornThread:
+    """Any ASGI app served by uvicorn on a free loopback port, in its own thread and loop."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="uvicorn-test", daemon=True)
@@ -36,7 +37,7 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(self.server.serve())
 
-    def start(self) -> ServerThread:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -62,6 +63,14 @@ class ServerThread:
     def call_in_loop(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout=10)
+
+
+class ServerThread(UvicornThread):
+    """The bridge itself, with checks that no call left anything behind."""
+
+    def __init__(self, app: FastWebSocketPaths, settings: Settings) -> None:
+        super().__init__(app, **uvicorn_options(settings))
+        self.app = app
 
     def leaks(self) -> dict[str, Any]:
         """What is still alive beyond the idle server: tasks, connections, live sessions."""

@@ -28,7 +28,7 @@ def factory() -> LocalAgentFactory:
 
 
 def synthesize(text: str, rate_hz: int) -> bytes:
-    speaker = PiperSpeaker.shared()
+    speaker = PiperSpeaker.shared(deterministic=True)
     pcm = np.frombuffer(speaker.synthesize(text), np.int16)
     return bytes(soxr.resample(pcm, speaker.rate_hz, rate_hz).astype(np.int16).tobytes())
 

