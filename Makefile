@@ -16,10 +16,14 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
+# The suite spends 90% of its time waiting on real-time audio (1 min 45 s of CPU in 18 min of
+# wall time, serially), so six workers on two cores cut it to under 4 minutes.
+PYTEST_WORKERS ?= 6
+
 # PostgreSQL tests need a server: scripts/postgres.sh provides one (required under CI=true).
 pytest: setup
 	url=$$(scripts/postgres.sh) || { [ "$${CI:-}" != true ] || exit 1; url=""; }; \
-	BRIDGE_TEST_POSTGRES_URL="$$url" .venv/bin/python -m pytest -q -p no:cacheprovider
+	BRIDGE_TEST_POSTGRES_URL="$$url" .venv/bin/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 firmware-test: setup
 	TOY_REQUIRE_E2E=1 firmware/scripts/host-test.sh build/firmware

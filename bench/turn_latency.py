@@ -7,8 +7,14 @@ arrives, so the figure includes the endpointer's silence window (``BRIDGE_VAD_SI
 500 ms by default), recognition, the agent, synthesis and the network hops: what a caller
 waits. ``--calls`` runs that many callers at once.
 
+The OpenAI agents run against the loopback fakes the tests use (tests/fake_openai.py,
+tests/fake_realtime.py) with a fixed injected provider delay per request, so what is left
+after subtracting the silence window and the injected delays is the bridge's own overhead:
+
     python -m bench.turn_latency --agent local --calls 1 --turns 10
     python -m bench.turn_latency --agent local --calls 4 --turns 5
+    python -m bench.turn_latency --agent openai --turns 20 --injected-ms 100
+    python -m bench.turn_latency --agent openai-realtime --turns 20 --injected-ms 100
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import json
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +43,10 @@ LEAD_MS = 300
 REPLY_TIMEOUT_S = 20.0
 #: samples quieter than this at the end of the synthesized question are trailing silence
 VOICED_AMPLITUDE = 500
+FAKE_KEY = "sk-bench"
+#: the turn-ending silence each agent waits for, at default settings: the bridge's endpointer
+#: (BRIDGE_VAD_SILENCE_MS) or the Realtime server's VAD (BRIDGE_OPENAI_REALTIME_SILENCE_MS)
+SILENCE_WINDOW_MS = {"local": 500, "echo": 500, "openai": 500, "openai-realtime": 500}
 
 
 def question_ulaw(text: str) -> bytes:
@@ -97,19 +109,47 @@ async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
     return results
 
 
+@asynccontextmanager
+async def provider(agent: str, injected_ms: float) -> AsyncIterator[tuple[dict[str, str], float]]:
+    """The fake provider an agent talks to, its settings, and the delay injected per turn."""
+    delay_s = injected_ms / 1000
+    if agent == "openai":
+        from tests.fake_openai import FakeOpenAI
+
+        fake = FakeOpenAI(api_key=FAKE_KEY).start()
+        # one request per stage before the first audio: transcription, chat, speech
+        fake.first_byte_delay_s = dict.fromkeys(("transcriptions", "chat", "speech"), delay_s)
+        try:
+            yield {"BRIDGE_OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": FAKE_KEY}, 3 * delay_s
+        finally:
+            fake.stop()
+    elif agent == "openai-realtime":
+        from tests.fake_realtime import FakeRealtime, Reply
+
+        realtime = FakeRealtime(api_key=FAKE_KEY, default_reply=Reply(audio_ms=1500), pace=1.0)
+        realtime.response_delay_s = delay_s
+        async with realtime:
+            yield {"BRIDGE_OPENAI_REALTIME_URL": realtime.url, "OPENAI_API_KEY": FAKE_KEY}, delay_s
+    else:
+        yield {}, 0.0
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    env = {"BRIDGE_AGENT": args.agent, "BRIDGE_LOG_LEVEL": "WARNING"}
     cores = {int(c) for c in args.server_cores.split(",")}
     question = question_ulaw(args.question)
-    server = BenchServer(core=cores, env=env)
-    try:
-        url = f"ws://127.0.0.1:{server.port}/stream"
-        per_call = await asyncio.gather(
-            *(one_call(url, question, args.turns) for _ in range(args.calls))
-        )
-    finally:
-        server.stop()
+    async with provider(args.agent, args.injected_ms) as (provider_env, injected_s):
+        env = {"BRIDGE_AGENT": args.agent, "BRIDGE_LOG_LEVEL": "WARNING", **provider_env}
+        server = await asyncio.to_thread(BenchServer, cores, env)
+        try:
+            url = f"ws://127.0.0.1:{server.port}/stream"
+            per_call = await asyncio.gather(
+                *(one_call(url, question, args.turns) for _ in range(args.calls))
+            )
+        finally:
+            server.stop()
     latencies = [t.latency_ms for call in per_call for t in call]
+    silence_ms = SILENCE_WINDOW_MS[args.agent]
+    overheads = [ms - silence_ms - injected_s * 1000 for ms in latencies]
     return {
         "agent": args.agent,
         "calls": args.calls,
@@ -120,13 +160,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "p95_ms": round(percentile(latencies, 95), 1),
         "max_ms": round(max(latencies), 1),
         "reply_ms_median": round(statistics.median(t.reply_ms for c in per_call for t in c)),
-        "silence_window_ms": int(os.environ.get("BRIDGE_VAD_SILENCE_MS", "500")),
+        "silence_window_ms": silence_ms,
+        "injected_ms_per_turn": round(injected_s * 1000),
+        # what is left once the silence window and the provider's own delays are taken out
+        "overhead_median_ms": round(statistics.median(overheads), 1),
+        "overhead_p95_ms": round(percentile(overheads, 95), 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agent", default="local", choices=("local", "echo"))
+    parser.add_argument("--agent", default="local", choices=tuple(SILENCE_WINDOW_MS))
+    parser.add_argument(
+        "--injected-ms", type=float, default=100.0, help="fake provider delay per request"
+    )
     parser.add_argument("--calls", type=int, default=1, help="callers at once")
     parser.add_argument("--turns", type=int, default=10, help="questions per caller")
     parser.add_argument("--question", default="What time is it?")

@@ -102,6 +102,8 @@ class FakeOpenAI:
         self.replies: deque[ChatScript] = deque()
         self.default_reply = ChatScript("Hi! I am a fake model.")
         self.tts_chunk_delay_s = 0.0
+        #: a fixed wait before each endpoint's first byte (benchmarks inject provider latency)
+        self.first_byte_delay_s: dict[str, float] = {}
         self.requests: list[Recorded] = []
         self._faults: dict[str, deque[Fault]] = {}
         self._persistent: dict[str, Fault] = {}
@@ -254,8 +256,11 @@ class FakeOpenAI:
     ) -> StreamingResponse:
         fault = record.fault
         release = self._release
+        first_byte_delay_s = self.first_byte_delay_s.get(record.endpoint, 0.0)
 
         async def body() -> AsyncIterator[bytes]:
+            if first_byte_delay_s:
+                await asyncio.sleep(first_byte_delay_s)
             for i, chunk in enumerate(chunks):
                 if fault is not None and i == fault.after_chunks:
                     if fault.kind == "drop":

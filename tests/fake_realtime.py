@@ -151,6 +151,8 @@ class FakeRealtime:
         # faults, each consumed once
         self.reject_statuses: deque[int] = deque()
         self.handshake_delay_s = 0.0
+        #: a fixed wait before each response starts (benchmarks inject model latency)
+        self.response_delay_s = 0.0
         self.drop_after_deltas: int | None = None
         self.stall_reads_s = 0.0
         self._server: Server | None = None
@@ -410,6 +412,8 @@ class _Connection:
         return tone_pcm(reply.audio_ms, reply.freq_hz, 24000), 48.0
 
     async def stream_response(self, response_id: str, reply: Reply) -> None:
+        if self.fake.response_delay_s:
+            await asyncio.sleep(self.fake.response_delay_s)
         meta = self.response_metadata
         await self.send(
             {
