@@ -8,8 +8,9 @@ arrives, so the figure includes the endpointer's silence window (``BRIDGE_VAD_SI
 waits. ``--calls`` runs that many callers at once.
 
 The OpenAI agents run against the loopback fakes the tests use (tests/fake_openai.py,
-tests/fake_realtime.py) with a fixed injected provider delay per request, so what is left
-after subtracting the silence window and the injected delays is the bridge's own overhead:
+tests/fake_realtime.py) with a fixed injected provider delay per request. The bridge's own
+overhead is the server-side latency of each turn (from committing the caller's turn to sending
+the first reply audio, as the call records hold it) less the injected delays:
 
     python -m bench.turn_latency --agent local --calls 1 --turns 10
     python -m bench.turn_latency --agent local --calls 4 --turns 5
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +37,8 @@ import numpy as np
 
 from bench.server import BenchServer
 from bench.twilio_load import percentile
+from bridge.records.store import open_store
+from bridge.records.url import parse_records_url
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
 from transports.twilio.emulator import ULAW_SILENCE, FakeTwilio
 
@@ -41,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAME_MS = 20
 LEAD_MS = 300
 REPLY_TIMEOUT_S = 20.0
+GREETING_WAIT_S = 5.0
 #: samples quieter than this at the end of the synthesized question are trailing silence
 VOICED_AMPLITUDE = 500
 FAKE_KEY = "sk-bench"
@@ -86,7 +92,9 @@ async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
     try:
         stop = asyncio.Event()
         idle = asyncio.create_task(keep_line_alive(peer, stop))
-        await peer.wait_quiet(quiet_s=1.0, timeout_s=REPLY_TIMEOUT_S)  # the greeting
+        with contextlib.suppress(TimeoutError):  # the greeting, if the agent has one
+            await peer.wait_for_media(1, GREETING_WAIT_S)
+            await peer.wait_quiet(quiet_s=1.0, timeout_s=REPLY_TIMEOUT_S)
         stop.set()
         await idle
         for _ in range(turns):
@@ -114,9 +122,12 @@ async def provider(agent: str, injected_ms: float) -> AsyncIterator[tuple[dict[s
     """The fake provider an agent talks to, its settings, and the delay injected per turn."""
     delay_s = injected_ms / 1000
     if agent == "openai":
-        from tests.fake_openai import FakeOpenAI
+        from tests.fake_openai import ChatScript, FakeOpenAI
 
         fake = FakeOpenAI(api_key=FAKE_KEY).start()
+        # a first sentence of realistic length: a 60 ms "Hi!" would sit in the resampler and
+        # the 40 ms chunker until the next sentence arrived, which real speech never does
+        fake.default_reply = ChatScript("Sure, here is the answer you asked for. Have a nice day.")
         # one request per stage before the first audio: transcription, chat, speech
         fake.first_byte_delay_s = dict.fromkeys(("transcriptions", "chat", "speech"), delay_s)
         try:
@@ -134,11 +145,38 @@ async def provider(agent: str, injected_ms: float) -> AsyncIterator[tuple[dict[s
         yield {}, 0.0
 
 
+def committed_to_first_audio_ms(records_url: str) -> list[float]:
+    """Every answered user turn's server-side latency, from the call records."""
+    target = parse_records_url(records_url)
+    assert target is not None
+    store = open_store(target, create=False)
+    try:
+        latencies: list[float] = []
+        for summary in store.recent_calls(10_000):
+            found = store.call(summary.call.call_id)
+            turns = found[1] if found else []
+            latencies += [
+                t.latency_ms
+                for t in turns
+                if t.user_speech_ms is not None and t.latency_ms is not None
+            ]
+        return latencies
+    finally:
+        store.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     cores = {int(c) for c in args.server_cores.split(",")}
     question = question_ulaw(args.question)
+    records = tempfile.TemporaryDirectory(prefix="bench-records-")
+    records_url = f"sqlite:///{records.name}/calls.db"
     async with provider(args.agent, args.injected_ms) as (provider_env, injected_s):
-        env = {"BRIDGE_AGENT": args.agent, "BRIDGE_LOG_LEVEL": "WARNING", **provider_env}
+        env = {
+            "BRIDGE_AGENT": args.agent,
+            "BRIDGE_LOG_LEVEL": "WARNING",
+            "BRIDGE_RECORDS_URL": records_url,
+            **provider_env,
+        }
         server = await asyncio.to_thread(BenchServer, cores, env)
         try:
             url = f"ws://127.0.0.1:{server.port}/stream"
@@ -146,10 +184,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 *(one_call(url, question, args.turns) for _ in range(args.calls))
             )
         finally:
-            server.stop()
+            server.stop()  # SIGTERM: the drain flushes the call records
     latencies = [t.latency_ms for call in per_call for t in call]
     silence_ms = SILENCE_WINDOW_MS[args.agent]
-    overheads = [ms - silence_ms - injected_s * 1000 for ms in latencies]
+    # The bridge's own overhead: from the moment the bridge committed the caller's turn to the
+    # first reply audio it sent (the records' per-turn latency), less the provider's delays.
+    overheads = [ms - injected_s * 1000 for ms in committed_to_first_audio_ms(records_url)]
+    records.cleanup()
     return {
         "agent": args.agent,
         "calls": args.calls,
@@ -162,9 +203,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "reply_ms_median": round(statistics.median(t.reply_ms for c in per_call for t in c)),
         "silence_window_ms": silence_ms,
         "injected_ms_per_turn": round(injected_s * 1000),
-        # what is left once the silence window and the provider's own delays are taken out
-        "overhead_median_ms": round(statistics.median(overheads), 1),
-        "overhead_p95_ms": round(percentile(overheads, 95), 1),
+        "bridge_overhead_turns": len(overheads),
+        # speech-to-speech agents detect turns themselves: the bridge has no commit time
+        "bridge_overhead_median_ms": round(statistics.median(overheads), 1) if overheads else None,
+        "bridge_overhead_p95_ms": round(percentile(overheads, 95), 1) if overheads else None,
     }
 
 
