@@ -18,6 +18,15 @@ from bridge.settings import Settings, SettingsError
 from pipeline.agents.persona import PersonaError
 
 
+def _settings_or_none() -> Settings | None:
+    """The settings, or None after printing every problem (the command then exits 2)."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -25,10 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
     from bridge.app import create_app, uvicorn_options
     from bridge.server import DrainingServer
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
+    settings = _settings_or_none()
+    if settings is None:
         return 2
     host = args.host or settings.host
     port = args.port or settings.port
@@ -197,10 +204,8 @@ def _dial(args: argparse.Namespace) -> int:
     from bridge.routes import STREAM_PATH
     from bridge.twilio_rest import TwilioRest
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
+    settings = _settings_or_none()
+    if settings is None:
         return 2
     caller_id = args.from_ or settings.twilio_from
     problems = [
