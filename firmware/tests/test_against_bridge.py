@@ -46,7 +46,8 @@ def server() -> Iterator[ServerThread]:
     if not Path(TOY_HOST).is_file():
         pytest.fail(f"toy-host not built at {TOY_HOST}: run firmware/scripts/host-test.sh first")
     settings = Settings.from_env(
-        {"BRIDGE_ESP32_JWT_SECRET": SECRET, "BRIDGE_AGENT": "echo"}, dotenv_path=None
+        {"BRIDGE_ESP32_JWT_SECRET": SECRET, "BRIDGE_AGENT": "echo", "BRIDGE_RECORDS_URL": "none"},
+        dotenv_path=None,
     )
     thread = ServerThread(create_app(settings), settings).start()
     yield thread
