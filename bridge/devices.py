@@ -44,7 +44,7 @@ class DeviceGate:
         mac = normalize_mac(ws.headers.get("x-device-mac"))
         if self.failures.blocked(ip, mac):
             self.on_reject("blocked")
-            await _deny(ws, 429, "too many failed attempts")
+            await deny(ws, 429, "too many failed attempts")
             return None
         query = ws.scope.get("query_string", b"").decode("latin-1")
         try:
@@ -53,13 +53,13 @@ class DeviceGate:
             self.failures.record_failure(ip, mac)
             log.warning("toy rejected from %s: %s", ip, exc.reason)
             self.on_reject("auth")
-            await _deny(ws, exc.status, "unauthorized" if exc.status == 401 else exc.reason)
+            await deny(ws, exc.status, "unauthorized" if exc.status == 401 else exc.reason)
             return None
         self.failures.record_success(ip, mac)
         wait_s = self.backoff.blocked_for(identity.session_key)
         if wait_s > 0:
             self.on_reject("backoff")
-            await _deny(ws, 503, f"agent unavailable, retry in {wait_s:.0f} s")
+            await deny(ws, 503, f"agent unavailable, retry in {wait_s:.0f} s")
             return None
         return self._device(identity)
 
@@ -83,5 +83,7 @@ class DeviceGate:
         return SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None
 
 
-async def _deny(ws: WebSocket, status: int, text: str) -> None:
-    await ws.send_denial_response(PlainTextResponse(text, status_code=status))
+async def deny(ws: WebSocket, status: int, text: str, retry_after_s: int | None = None) -> None:
+    """Refuse an upgrade with a plain HTTP answer: never a 101 followed by a close."""
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    await ws.send_denial_response(PlainTextResponse(text, status_code=status, headers=headers))

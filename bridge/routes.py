@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from bridge import twiml
 from bridge.admission import RATE_LIMITED
+from bridge.devices import deny
 from bridge.twilio_auth import public_origin
 from transports.esp32.adapter import serve_esp32
 from transports.twilio import binding
@@ -157,11 +158,6 @@ async def upgrade_required(request: Request) -> Response:
     )
 
 
-async def _deny(ws: WebSocket, status: int, text: str) -> None:
-    headers = {"Retry-After": str(RETRY_AFTER_S)}
-    await ws.send_denial_response(PlainTextResponse(text, status_code=status, headers=headers))
-
-
 async def stream_ws(ws: WebSocket) -> None:
     """A Twilio stream. A flood is refused before the 101 (HTTP 429: cheapest); a stream over
     capacity or during a drain is accepted and closed with 1013, which Twilio logs as 31921
@@ -172,7 +168,7 @@ async def stream_ws(ws: WebSocket) -> None:
     if refusal is not None:
         state.metrics.rejected("stream", refusal)
         if refusal == RATE_LIMITED:
-            await _deny(ws, 429, "too many connections")
+            await deny(ws, 429, "too many connections", RETRY_AFTER_S)
         else:
             await ws.accept()
             await ws.close(TRY_AGAIN_LATER, "busy, try again later")
@@ -198,7 +194,7 @@ async def esp32_ws(ws: WebSocket) -> None:
     if refusal is not None:
         state.metrics.rejected("esp32", refusal)
         status = 429 if refusal == RATE_LIMITED else 503
-        await _deny(ws, status, "too many connections" if status == 429 else "busy")
+        await deny(ws, status, "too many connections" if status == 429 else "busy", RETRY_AFTER_S)
         return
     with state.admission.slot("esp32"):
         await _serve_toy(ws, state, ip)

@@ -5,84 +5,49 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from pipeline.g711 import ulaw_to_pcm16
 from tests import records_fixtures
 from tests.records_fixtures import read_call
+from tests.serveprocess import ServeProcess
 from tests.twilio_helpers import background, say, say_and_listen
 from transports.twilio.emulator import FakeTwilio
 
 postgres_url = records_fixtures.postgres_url
 store_url = records_fixtures.store_url
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
-def crashable_server(store_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+async def crashable_server(store_url: str, tmp_path: Path) -> AsyncIterator[ServeProcess]:
     """``bridge serve`` as a real process we may kill (echo agent, records and recordings)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "BRIDGE_AGENT": "echo",
-        "BRIDGE_RECORDS_URL": store_url,
-        "BRIDGE_RECORDINGS_DIR": str(tmp_path / "rec"),
-        "BRIDGE_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path,  # no .env of the developer's
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = ServeProcess(
+        tmp_path,
+        BRIDGE_RECORDS_URL=store_url,
+        BRIDGE_RECORDINGS_DIR=str(tmp_path / "rec"),
+        BRIDGE_LOG_LEVEL="WARNING",
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read()}")  # type: ignore[union-attr]
-            time.sleep(0.1)
-        yield process, port
+        await process.wait_ready()
+        yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
+        process.stop()
 
 
 async def test_kill_9_during_the_third_turn_keeps_the_first_two(
-    crashable_server: tuple[subprocess.Popen[str], int],
+    crashable_server: ServeProcess,
     store_url: str,
     tmp_path: Path,
     hello_ulaw: bytes,
 ) -> None:
-    process, port = crashable_server
-    peer = FakeTwilio(f"ws://127.0.0.1:{port}/stream")
+    process = crashable_server.proc
+    peer = FakeTwilio(f"{crashable_server.ws}/stream")
     await peer.connect()
     await peer.begin()
     for _ in range(2):
