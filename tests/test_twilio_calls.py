@@ -242,7 +242,7 @@ async def test_barge_in_clears_once_drops_late_audio_and_truncates_at_heard(
     [(turn_id, heard_ms)] = agent.interruptions
     assert turn_id == 1 and 1 in agent.cancelled_turns
     played_marks = [m for m in peer.timeline.played_marks if m.startswith("t1:")]
-    assert heard_ms == pytest.approx(len(played_marks) * CHUNK_MS)
+    assert_heard_is_what_was_played(heard_ms, len(played_marks))
     sent_ms = len(peer.timeline.media_times) * CHUNK_MS
     assert 1000 <= heard_ms < sent_ms  # heard, not sent
     # the clear flushed the rest: those echoes did not count
@@ -263,6 +263,14 @@ async def test_speech_while_the_bot_is_silent_sends_no_clear(
     await peer.close()
     await asyncio.sleep(0.1)
     assert factory.agents[0].interruptions == []  # type: ignore[attr-defined]
+
+
+def assert_heard_is_what_was_played(heard_ms: float, played_chunks: int) -> None:
+    """Never more than was played. One chunk less is possible: a mark the caller echoed just
+    before the clear reached it arrives after the clear was sent, among the flushed marks that
+    Twilio's protocol does not tell apart from played ones."""
+    played_ms = played_chunks * CHUNK_MS
+    assert played_ms - CHUNK_MS <= heard_ms <= played_ms, (heard_ms, played_ms)
 
 
 async def test_two_barge_ins_cancel_two_turns_cleanly(
@@ -289,7 +297,7 @@ async def test_two_barge_ins_cancel_two_turns_cleanly(
     assert len(peer.timeline.clears) == sum(f"t{t}" in turns_with_audio for t in turns)
     for turn, heard in agent.interruptions:
         played = [m for m in peer.timeline.played_marks if m.startswith(f"t{turn}:")]
-        assert heard == pytest.approx(len(played) * CHUNK_MS)
+        assert_heard_is_what_was_played(heard, len(played))
 
 
 # -- DTMF ----------------------------------------------------------------------------------
