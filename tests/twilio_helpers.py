@@ -33,9 +33,13 @@ async def say_and_listen(
 ) -> bytes:
     """Say ``ulaw``, keep the line alive with silence (as Twilio does) until the reply has
     finished playing, and return everything that was sent."""
+    replies_before = len(peer.timeline.media_times)
     sent = await say(peer, ulaw, lead_ms=lead_ms)
     talker = background(peer.silence(int(timeout_s * 1000)))
     try:
+        # the reply must start first: a slow agent answers after the utterance's silent tail,
+        # and earlier audio (a greeting) must not count as "the reply went quiet"
+        await peer.wait_for_media(replies_before + 1, timeout_s=timeout_s)
         await peer.wait_quiet(quiet_s=quiet_s, timeout_s=timeout_s)
     finally:
         talker.cancel()
