@@ -173,7 +173,7 @@ class FakeOpenAI:
                 body[f"{key}_type"] = value.content_type
             else:
                 body[key] = value
-        record.body = body
+        self._publish(record, body)
         early = await self._refuse(request, record)
         if early is not None:
             return early
@@ -190,7 +190,7 @@ class FakeOpenAI:
 
     async def _chat(self, request: Request) -> Response:
         record = self._record("chat", request)
-        record.body = await request.json()
+        self._publish(record, await request.json())
         early = await self._refuse(request, record)
         if early is not None:
             return early
@@ -201,7 +201,7 @@ class FakeOpenAI:
 
     async def _speech(self, request: Request) -> Response:
         record = self._record("speech", request)
-        record.body = await request.json()
+        self._publish(record, await request.json())
         early = await self._refuse(request, record)
         if early is not None:
             return early
@@ -216,10 +216,14 @@ class FakeOpenAI:
     # -- helpers ---------------------------------------------------------------------------
 
     def _record(self, endpoint: Endpoint, request: Request) -> Recorded:
+        """A request as it arrives; tests see it once its body is parsed (:meth:`_publish`)."""
         record = Recorded(endpoint, dict(request.headers))
         record.fault = self._next_fault(endpoint)
-        self.requests.append(record)
         return record
+
+    def _publish(self, record: Recorded, body: dict[str, Any]) -> None:
+        record.body = body
+        self.requests.append(record)
 
     def _next_fault(self, endpoint: str) -> Fault | None:
         queue = self._faults.get(endpoint)
