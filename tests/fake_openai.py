@@ -41,6 +41,11 @@ Endpoint = Literal["transcriptions", "chat", "speech"]
 TTS_RATE_HZ = 24000
 TTS_MS_PER_CHAR = 20
 TTS_CHUNK_BYTES = TTS_RATE_HZ * 2 // 10  # 100 ms
+#: the error event the API streams when the model fails mid-answer
+STREAM_ERROR_EVENT = (
+    b'data: {"error": {"message": "The server had an error while processing your request.", '
+    b'"type": "server_error", "param": null, "code": null}}\n\n'
+)
 
 
 def tts_ms(text: str) -> float:
@@ -54,10 +59,11 @@ class DroppedConnection(ConnectionResetError):
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    kind: Literal["status", "hang", "drop"]
+    kind: Literal["status", "hang", "drop", "event"]
     status: int = 500
     retry_after: str | None = None
-    #: for "hang" and "drop": how many body chunks are sent first (0: right after headers)
+    #: for "hang", "drop" and "event": how many body chunks are sent first (0: right after
+    #: headers)
     after_chunks: int = 0
 
     @classmethod
@@ -71,6 +77,12 @@ class Fault:
     @classmethod
     def drop(cls, after_chunks: int = 0) -> Fault:
         return cls("drop", after_chunks=after_chunks)
+
+    @classmethod
+    def error_event(cls, after_chunks: int = 0) -> Fault:
+        """A streamed chat answer that ends in an ``error`` event, as the API sends one when
+        the model fails after the response has begun."""
+        return cls("event", after_chunks=after_chunks)
 
 
 @dataclass(slots=True)
@@ -89,6 +101,8 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
+    #: when the response's first body byte was handed to the server (streamed endpoints)
+    first_byte_at: float | None = None
     finished_at: float | None = None
     fault: Fault | None = None
 
@@ -273,8 +287,14 @@ class FakeOpenAI:
                     if fault.kind == "hang" and release is not None:
                         await release.wait()
                         return
+                    if fault.kind == "event":
+                        yield STREAM_ERROR_EVENT
+                        record.finished_at = time.monotonic()
+                        return
                 if delay_s:
                     await asyncio.sleep(delay_s)
+                if record.first_byte_at is None:
+                    record.first_byte_at = time.monotonic()
                 yield chunk
             record.finished_at = time.monotonic()
 

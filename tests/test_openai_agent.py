@@ -130,6 +130,10 @@ async def test_phone_caller_hears_greeting_and_a_streamed_reply(
         assert tts.body["model"] == "gpt-4o-mini-tts" and tts.body["voice"] == "verse"
         assert tts.body["response_format"] == "pcm"
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fake.requests)
+    # each request names its call, turn and stage, for OpenAI's logs and ours
+    ids = sorted(r.headers["x-client-request-id"] for r in fake.requests)
+    sid = peer.call_sid
+    assert ids == [f"{sid}-{turn}" for turn in ("1-tts0", "2-chat", "2-stt", "2-tts0", "2-tts1")]
     assert [(role, text) for _, role, text in transcripts.lines] == [
         ("assistant", "Hello caller."),
         ("user", "What is the weather like?"),
@@ -275,6 +279,20 @@ async def test_transient_errors_are_retried_into_a_normal_reply(
     assert [len(fake.to(e)) for e in ("transcriptions", "chat", "speech")] == [2, 2, 2]
     first, second = fake.to("chat")
     assert second.started_at - first.started_at >= 0.4  # Retry-After was honoured
+
+
+async def test_an_error_event_before_the_first_sentence_is_retried(
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
+) -> None:
+    fake.fail("chat", Fault.error_event(after_chunks=2))  # after "All", before "good."
+    fake.replies.extend([ChatScript("All good."), ChatScript("All good.")])
+    server = make_server(**openai_env(fake))
+    peer = await open_call(server)
+    await say_and_listen(peer, short_ulaw)
+    await peer.close()
+    assert heard_ms(peer) == pytest.approx(tts_ms("All good."), abs=TOLERANCE_MS)
+    assert len(fake.to("chat")) == 2
+    assert spoken(fake) == ["All good."]
 
 
 @pytest.mark.parametrize("kind", ["500", "hang", "drop"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 
 import httpx2
 import openai
@@ -14,6 +15,7 @@ from bridge.settings import Settings, SettingsError
 from pipeline.agents.openai.audio_io import TTS_SPEC
 from pipeline.agents.openai.clients import classify, retry_after_s
 from pipeline.agents.openai.memory import Conversation, cut_words
+from pipeline.agents.openai.sse import event_data
 from pipeline.agents.retry import Deadline, DeadlineExceeded, Retry, RetryPolicy, retry_within
 from pipeline.agents.sentences import SentenceCutter
 
@@ -28,6 +30,26 @@ def test_sentences_are_cut_as_soon_as_they_end_in_the_stream() -> None:
     assert out[7] == (" Really", ["It costs 3.5 euros."])  # cut on the token after the stop
     assert cutter.flush() == ["Yes!"]
     assert cutter.flush() == []
+
+
+async def test_event_data_reads_server_sent_events() -> None:
+    async def lines(*items: str) -> AsyncIterator[str]:
+        for item in items:
+            yield item
+
+    stream = lines(
+        ": a comment",
+        "event: message",
+        'data: {"a": 1}',
+        "",
+        "",  # blank lines between events are no events
+        "data:two",
+        "data:  lines",
+        "id: 7",
+        "",
+        "data: [DONE]",  # no blank line before the stream ends
+    )
+    assert [d async for d in event_data(stream)] == ['{"a": 1}', "two\n lines", "[DONE]"]
 
 
 def test_cut_words_keeps_whole_words_and_marks_the_cut() -> None:

@@ -86,6 +86,7 @@ class OpenAIAgent(Agent):
                 utterance,
                 cfg.stt_language,
                 self._timeout_s(deadline),
+                self._request_id(turn_id, "stt"),
             ),
             deadline,
         )
@@ -146,7 +147,7 @@ class OpenAIAgent(Agent):
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: list[ChatReply | Exception] = []
         producer = asyncio.get_running_loop().create_task(
-            self._generate(messages, sentences, deadline, outcome),
+            self._generate(turn_id, messages, sentences, deadline, outcome),
             name=f"{self._call.call_id}:chat{turn_id}",
         )
         try:
@@ -167,6 +168,7 @@ class OpenAIAgent(Agent):
 
     async def _generate(
         self,
+        turn_id: int,
         messages: list[dict[str, str]],
         sentences: asyncio.Queue[str | None],
         deadline: Deadline,
@@ -178,6 +180,9 @@ class OpenAIAgent(Agent):
             nonlocal handed_on
             handed_on = True
             sentences.put_nowait(text)
+            # Let the speaker request this sentence's speech now: when the rest of the answer
+            # is already buffered, the stream would otherwise be parsed to its end first.
+            await asyncio.sleep(0)
 
         cfg = self._cfg
         try:
@@ -192,6 +197,7 @@ class OpenAIAgent(Agent):
                         on_sentence,
                         deadline.progress,
                         self._timeout_s(deadline),
+                        self._request_id(turn_id, "chat"),
                     ),
                     deadline,
                     may_retry=lambda: not handed_on,
@@ -216,6 +222,7 @@ class OpenAIAgent(Agent):
             deadline.progress()
 
         cfg = self._cfg
+        request_id = self._request_id(turn_id, f"tts{len(reply.sentences) - 1}")
         await self._stage(
             "speech",
             cfg.tts,
@@ -226,6 +233,7 @@ class OpenAIAgent(Agent):
                 sentence.text,
                 on_audio,
                 self._timeout_s(deadline),
+                request_id,
             ),
             deadline,
             may_retry=lambda: sentence.audio_ms == 0,  # never replay audio already sent
@@ -258,6 +266,9 @@ class OpenAIAgent(Agent):
             if classify(exc) is None:
                 self._clients.report_permanent(stage, endpoint, exc)
             raise
+
+    def _request_id(self, turn_id: int, stage: str) -> str:
+        return f"{self._call.call_id}-{turn_id}-{stage}"
 
     def _timeout_s(self, deadline: Deadline) -> float:
         return max(MIN_ATTEMPT_TIMEOUT_S, min(self._cfg.request_timeout_s, deadline.remaining_s()))

@@ -14,13 +14,12 @@ from typing import Any
 
 import openai
 
+from pipeline.agents.openai.clients import CLIENT_REQUEST_ID
 from pipeline.audio import AudioSpec
 
 STT_SPEC = AudioSpec("pcm16", 16000)
 #: OpenAI's ``response_format="pcm"``: 24 kHz, 16-bit little-endian, mono
 TTS_SPEC = AudioSpec("pcm16", 24000)
-#: read size of the speech stream: 100 ms at 24 kHz
-TTS_READ_BYTES = TTS_SPEC.bytes_for_ms(100)
 
 
 def wav_bytes(pcm16: bytes, rate_hz: int) -> bytes:
@@ -39,6 +38,7 @@ async def transcribe(
     utterance: bytes,
     language: str,
     timeout_s: float,
+    request_id: str,
 ) -> str:
     """The text of one user turn (``STT_SPEC`` PCM)."""
     extra: dict[str, Any] = {"language": language} if language else {}
@@ -47,6 +47,7 @@ async def transcribe(
         file=("turn.wav", wav_bytes(utterance, STT_SPEC.rate_hz), "audio/wav"),
         response_format="json",
         timeout=timeout_s,
+        extra_headers={CLIENT_REQUEST_ID: request_id},
         **extra,
     )
     return str(result.text).strip()
@@ -59,6 +60,7 @@ async def synthesize(
     text: str,
     on_audio: Callable[[bytes], Awaitable[None]],
     timeout_s: float,
+    request_id: str,
 ) -> None:
     """Stream ``text`` as ``TTS_SPEC`` PCM to ``on_audio``, in whole samples, as it arrives."""
     odd = b""
@@ -68,8 +70,11 @@ async def synthesize(
         input=text,
         response_format="pcm",
         timeout=timeout_s,
+        extra_headers={CLIENT_REQUEST_ID: request_id},
     ) as response:
-        async for chunk in response.iter_bytes(TTS_READ_BYTES):
+        # whatever has arrived, at once: waiting to fill a fixed read size would hold the
+        # start of the sentence back while the server streams slower than it is read
+        async for chunk in response.iter_bytes():
             data = odd + chunk
             whole = len(data) - len(data) % 2
             odd = data[whole:]

@@ -1,12 +1,15 @@
 """One streamed Chat Completions request, cut into sentences while it streams.
 
 Each sentence is handed on the moment its end arrives in the token stream, so speech of the
-first sentence starts while the model is still writing the rest. The ``end_call`` tool lets
+first sentence starts while the model is still writing the rest. The stream's events are
+parsed here (:mod:`pipeline.agents.openai.sse`) rather than by the library's typed models,
+which cost more than the rest of a chunk's handling. The ``end_call`` tool lets
 the model end the conversation after saying goodbye.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -14,6 +17,8 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
+from pipeline.agents.openai.clients import CLIENT_REQUEST_ID, StreamError
+from pipeline.agents.openai.sse import event_data
 from pipeline.agents.sentences import SentenceCutter
 
 END_CALL_TOOL: dict[str, Any] = {
@@ -51,30 +56,43 @@ async def stream_sentences(
     on_sentence: Callable[[str], Awaitable[None]],
     on_progress: Callable[[], None],
     timeout_s: float,
+    request_id: str,
 ) -> ChatReply:
     """Stream one answer; ``on_sentence`` gets each complete sentence as soon as it ends."""
     reply = ChatReply()
     cutter = SentenceCutter()
     tool_names: dict[int, str] = {}
-    stream = await client.chat.completions.create(
+    done = False
+    async with client.chat.completions.with_streaming_response.create(
         model=model,
         messages=cast("list[ChatCompletionMessageParam]", messages),
         tools=[cast("ChatCompletionToolParam", END_CALL_TOOL)],
         stream=True,
         timeout=timeout_s,
-    )
-    async with stream:
-        async for chunk in stream:
-            on_progress()
-            if not chunk.choices:
+        extra_headers={CLIENT_REQUEST_ID: request_id},
+    ) as response:
+        # read to the end even after [DONE], so the connection can be reused
+        async for data in event_data(response.iter_lines()):
+            if done:
                 continue
-            delta = chunk.choices[0].delta
-            for call in delta.tool_calls or ():
-                if call.function is not None and call.function.name:
-                    tool_names[call.index] = call.function.name
-            if delta.content:
-                reply.text += delta.content
-                for sentence in cutter.push(delta.content):
+            if data == "[DONE]":
+                done = True
+                continue
+            chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                continue
+            if error := chunk.get("error"):
+                raise StreamError(_message(error), response.http_request, body=error)
+            on_progress()
+            choices = chunk.get("choices") or ()
+            delta = (choices[0].get("delta") or {}) if choices else {}
+            for call in delta.get("tool_calls") or ():
+                name = (call.get("function") or {}).get("name")
+                if name:
+                    tool_names[call.get("index", 0)] = name
+            if content := delta.get("content"):
+                reply.text += content
+                for sentence in cutter.push(content):
                     reply.sentences += 1
                     await on_sentence(sentence)
     for sentence in cutter.flush():
@@ -82,3 +100,9 @@ async def stream_sentences(
         await on_sentence(sentence)
     reply.end_call = "end_call" in tool_names.values()
     return reply
+
+
+def _message(error: Any) -> str:
+    """The text of an error event, as the openai library words it."""
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else "An error occurred during streaming"

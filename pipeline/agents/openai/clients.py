@@ -19,6 +19,10 @@ from pipeline.agents.retry import Retry
 
 log = logging.getLogger("pipeline.agents.openai")
 
+#: our own id for a request, which OpenAI logs: "<call id>-<turn id>-<stage>" lets an operator
+#: (or a support ticket) find a call's requests, and the benchmark attribute them to turns
+CLIENT_REQUEST_ID = "X-Client-Request-Id"
+
 #: statuses worth another try (the same set the openai library itself retries)
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -69,8 +73,14 @@ def retry_after_s(headers: Any) -> float | None:
         return None
 
 
+class StreamError(openai.APIError):
+    """An error event inside a streamed response (the server failed after it began)."""
+
+
 def classify(exc: Exception) -> Retry | None:
     """Transient (retry) or permanent (None) for an error of the openai client."""
+    if isinstance(exc, StreamError):
+        return Retry()  # the request was accepted: what failed was the server, mid-answer
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status in RETRYABLE_STATUSES or status >= 500:
