@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -31,6 +32,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -117,52 +119,134 @@ async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """One request as the fake provider saw it (monotonic seconds, shared by all processes)."""
+
+    endpoint: str
+    client_request_id: str
+    started_at: float
+    first_byte_at: float | None
+    finished_at: float | None
+
+    @property
+    def waited_s(self) -> float:
+        """How long the bridge waited on the provider for what it needed to go on.
+
+        Transcription: the whole (small) JSON body. Chat and speech: the first byte; the rest
+        of the stream arrives while the bridge works, and what the bridge spends on it counts
+        as the bridge's overhead (a conservative split).
+        """
+        end = self.finished_at if self.endpoint == "transcriptions" else self.first_byte_at
+        return (end or self.started_at) - self.started_at
+
+
+def serve_fake_openai(conn: Connection, delay_s: float) -> None:
+    """The fake OpenAI API, in its own process so it shares no interpreter lock with the
+    callers: its work must not be mistaken for the bridge's."""
+    from tests.fake_openai import ChatScript, FakeOpenAI
+
+    fake = FakeOpenAI(api_key=FAKE_KEY).start()
+    # a first sentence of realistic length: a 60 ms "Hi!" would sit in the resampler and
+    # the 40 ms chunker until the next sentence arrived, which real speech never does
+    fake.default_reply = ChatScript("Sure, here is the answer you asked for. Have a nice day.")
+    # one request per stage before the first audio: transcription, chat, speech
+    fake.first_byte_delay_s = dict.fromkeys(("transcriptions", "chat", "speech"), delay_s)
+    conn.send(fake.base_url)
+    conn.recv()  # stop
+    fake.stop()
+    conn.send(
+        [
+            ProviderRequest(
+                r.endpoint,
+                r.headers.get("x-client-request-id", ""),
+                r.started_at,
+                r.first_byte_at,
+                r.finished_at,
+            )
+            for r in fake.requests
+        ]
+    )
+
+
 @asynccontextmanager
-async def provider(agent: str, injected_ms: float) -> AsyncIterator[tuple[dict[str, str], float]]:
-    """The fake provider an agent talks to, its settings, and the delay injected per turn."""
+async def fake_openai(delay_s: float) -> AsyncIterator[tuple[str, list[ProviderRequest]]]:
+    """The fake's base URL; once the block ends, the list holds every request it served."""
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    child = ctx.Process(target=serve_fake_openai, args=(there, delay_s), daemon=True)
+    child.start()
+    served: list[ProviderRequest] = []
+    try:
+        base_url = await asyncio.to_thread(here.recv)
+        yield base_url, served
+    finally:
+        here.send("stop")
+        served += await asyncio.to_thread(here.recv)
+        child.join(10)
+
+
+@asynccontextmanager
+async def provider(
+    agent: str, injected_ms: float
+) -> AsyncIterator[tuple[dict[str, str], float, list[ProviderRequest]]]:
+    """The fake provider an agent talks to, its settings, the delay injected per turn, and
+    (for ``openai``, filled in once the block ends) the requests it served."""
     delay_s = injected_ms / 1000
     if agent == "openai":
-        from tests.fake_openai import ChatScript, FakeOpenAI
-
-        fake = FakeOpenAI(api_key=FAKE_KEY).start()
-        # a first sentence of realistic length: a 60 ms "Hi!" would sit in the resampler and
-        # the 40 ms chunker until the next sentence arrived, which real speech never does
-        fake.default_reply = ChatScript("Sure, here is the answer you asked for. Have a nice day.")
-        # one request per stage before the first audio: transcription, chat, speech
-        fake.first_byte_delay_s = dict.fromkeys(("transcriptions", "chat", "speech"), delay_s)
-        try:
-            yield {"BRIDGE_OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": FAKE_KEY}, 3 * delay_s
-        finally:
-            fake.stop()
+        async with fake_openai(delay_s) as (base_url, served):
+            env = {"BRIDGE_OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": FAKE_KEY}
+            yield env, 3 * delay_s, served
     elif agent == "openai-realtime":
         from tests.fake_realtime import FakeRealtime, Reply
 
         realtime = FakeRealtime(api_key=FAKE_KEY, default_reply=Reply(audio_ms=1500), pace=1.0)
         realtime.response_delay_s = delay_s
         async with realtime:
-            yield {"BRIDGE_OPENAI_REALTIME_URL": realtime.url, "OPENAI_API_KEY": FAKE_KEY}, delay_s
+            env = {"BRIDGE_OPENAI_REALTIME_URL": realtime.url, "OPENAI_API_KEY": FAKE_KEY}
+            yield env, delay_s, []
     else:
-        yield {}, 0.0
+        yield {}, 0.0, []
 
 
-def committed_to_first_audio_ms(records_url: str) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class ServerTurn:
+    call_id: str
+    turn_id: int
+    #: from committing the caller's turn to sending the first reply audio
+    latency_ms: float
+
+
+def server_turns(records_url: str) -> list[ServerTurn]:
     """Every answered user turn's server-side latency, from the call records."""
     target = parse_records_url(records_url)
     assert target is not None
     store = open_store(target, create=False)
     try:
-        latencies: list[float] = []
+        found: list[ServerTurn] = []
         for summary in store.recent_calls(10_000):
-            found = store.call(summary.call.call_id)
-            turns = found[1] if found else []
-            latencies += [
-                t.latency_ms
-                for t in turns
-                if t.user_speech_ms is not None and t.latency_ms is not None
-            ]
-        return latencies
+            call = store.call(summary.call.call_id)
+            for t in call[1] if call else []:
+                if t.user_speech_ms is not None and t.latency_ms is not None:
+                    found.append(ServerTurn(t.call_id, t.turn_id, t.latency_ms))
+        return found
     finally:
         store.close()
+
+
+def provider_wait_ms(turn: ServerTurn, served: list[ProviderRequest]) -> float | None:
+    """What the provider held up ``turn`` for: transcription, chat and the first sentence's
+    speech (None: its requests are unknown)."""
+    prefix = f"{turn.call_id}-{turn.turn_id}-"
+    ours = {
+        r.client_request_id.removeprefix(prefix): r
+        for r in served
+        if r.client_request_id.startswith(prefix)
+    }
+    needed = [ours.get(stage) for stage in ("stt", "chat", "tts0")]
+    if any(r is None for r in needed):
+        return None
+    return sum(r.waited_s for r in needed if r is not None) * 1000
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -170,7 +254,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     question = question_ulaw(args.question)
     records = tempfile.TemporaryDirectory(prefix="bench-records-")
     records_url = f"sqlite:///{records.name}/calls.db"
-    async with provider(args.agent, args.injected_ms) as (provider_env, injected_s):
+    async with provider(args.agent, args.injected_ms) as (provider_env, injected_s, served):
         env = {
             "BRIDGE_AGENT": args.agent,
             "BRIDGE_LOG_LEVEL": "WARNING",
@@ -187,10 +271,19 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             server.stop()  # SIGTERM: the drain flushes the call records
     latencies = [t.latency_ms for call in per_call for t in call]
     silence_ms = SILENCE_WINDOW_MS[args.agent]
-    # The bridge's own overhead: from the moment the bridge committed the caller's turn to the
-    # first reply audio it sent (the records' per-turn latency), less the provider's delays.
-    overheads = [ms - injected_s * 1000 for ms in committed_to_first_audio_ms(records_url)]
+    # speech-to-speech agents detect turns themselves: the bridge has no commit time for them
+    turns = server_turns(records_url)
     records.cleanup()
+    # The bridge's own overhead: from committing the caller's turn to sending the first reply
+    # audio (the records' per-turn latency), less the time it waited on the provider. The
+    # fake reports that wait per request; "less injected" only subtracts the fixed delays,
+    # so it also holds the fake's own request handling.
+    less_injected = [t.latency_ms - injected_s * 1000 for t in turns]
+    if args.agent == "openai":
+        waits = [provider_wait_ms(t, served) for t in turns]
+        overheads = [t.latency_ms - w for t, w in zip(turns, waits, strict=True) if w is not None]
+    else:
+        overheads = less_injected if injected_s == 0 else []
     return {
         "agent": args.agent,
         "calls": args.calls,
@@ -203,10 +296,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "reply_ms_median": round(statistics.median(t.reply_ms for c in per_call for t in c)),
         "silence_window_ms": silence_ms,
         "injected_ms_per_turn": round(injected_s * 1000),
-        "bridge_overhead_turns": len(overheads),
-        # speech-to-speech agents detect turns themselves: the bridge has no commit time
-        "bridge_overhead_median_ms": round(statistics.median(overheads), 1) if overheads else None,
-        "bridge_overhead_p95_ms": round(percentile(overheads, 95), 1) if overheads else None,
+        **summary("server_latency", [t.latency_ms for t in turns]),
+        **summary("less_injected", less_injected),
+        **summary("bridge_overhead", overheads),
+    }
+
+
+def summary(name: str, values_ms: list[float]) -> dict[str, object]:
+    """``name``'s count, median and p95, or Nones when there is nothing to measure."""
+    if not values_ms:
+        return {f"{name}_turns": 0, f"{name}_median_ms": None, f"{name}_p95_ms": None}
+    return {
+        f"{name}_turns": len(values_ms),
+        f"{name}_median_ms": round(statistics.median(values_ms), 1),
+        f"{name}_p95_ms": round(percentile(values_ms, 95), 1),
     }
 
 
