@@ -30,7 +30,7 @@ def _settings_or_none() -> Settings | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge import logs
+    from bridge import heap, logs
     from bridge.app import create_app, uvicorn_options
     from bridge.server import DrainingServer
 
@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (SettingsError, PersonaError) as exc:  # e.g. a missing API key, a bad personas file
         print(exc, file=sys.stderr)
         return 2
+    heap.settle()  # after the app and its agent are built: the objects that live forever
     config = uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings))
     drainer = app.state.bridge.drainer
     server = DrainingServer(config, lambda: drainer.drain(settings.drain_timeout_s))
