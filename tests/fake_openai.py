@@ -99,6 +99,8 @@ class ChatScript:
 class Recorded:
     endpoint: Endpoint
     headers: dict[str, str]
+    #: the caller's port: requests with the same one came over the same connection
+    client_port: int = 0
     body: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     #: when the response's first body byte was handed to the server (streamed endpoints)
@@ -130,7 +132,13 @@ class FakeOpenAI:
             ]
         )
         self._server = UvicornThread(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            # idle connections stay open as long as at a real API's edge, not uvicorn's 5 s
+            timeout_keep_alive=120,
         )
 
     # -- control (test side) ---------------------------------------------------------------
@@ -231,7 +239,8 @@ class FakeOpenAI:
 
     def _record(self, endpoint: Endpoint, request: Request) -> Recorded:
         """A request as it arrives; tests see it once its body is parsed (:meth:`_publish`)."""
-        record = Recorded(endpoint, dict(request.headers))
+        port = request.client.port if request.client else 0
+        record = Recorded(endpoint, dict(request.headers), port)
         record.fault = self._next_fault(endpoint)
         return record
 

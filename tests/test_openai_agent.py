@@ -200,6 +200,22 @@ async def test_second_turn_remembers_the_first_exchange(
     ]
 
 
+async def test_connections_stay_open_through_a_pause_between_turns(
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
+) -> None:
+    """The library closes connections idle for 5 s, less than a caller's turn often takes:
+    each turn would open new ones, a TLS handshake each against the real API."""
+    server = make_server(**openai_env(fake))
+    peer = await open_call(server)
+    await say_and_listen(peer, short_ulaw)
+    first_turn = {r.client_port for r in fake.requests}
+    await peer.silence(6_000)
+    await say_and_listen(peer, short_ulaw)
+    await peer.close()
+    second_turn = {r.client_port for r in fake.requests} - first_turn
+    assert len(fake.to("transcriptions")) == 2 and second_turn == set()
+
+
 async def test_barge_in_keeps_only_what_the_caller_heard(
     make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, interrupt_ulaw: bytes
 ) -> None:

@@ -7,11 +7,11 @@ deadline instead, which the library's schedule knows nothing about.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx2
 import openai
 
 from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
@@ -23,19 +23,27 @@ log = logging.getLogger("pipeline.agents.openai")
 #: (or a support ticket) find a call's requests, and the benchmark attribute them to turns
 CLIENT_REQUEST_ID = "X-Client-Request-Id"
 
+#: how long an idle connection stays open for the next request. The library's 5 s is shorter
+#: than a caller's turn, so most turns would open new connections: a TLS handshake (tens of
+#: milliseconds to api.openai.com) before transcription and again before speech. A server that
+#: closes first costs nothing: a closed connection is noticed before it is reused.
+KEEPALIVE_S = 120.0
+#: connections per server, shared by every call of the process
+MAX_CONNECTIONS = 1000
+
 #: statuses worth another try (the same set the openai library itself retries)
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """Errors of the HTTP layer raised while a streamed body is read (not wrapped by openai)."""
-    found: list[type[BaseException]] = [TimeoutError, ConnectionError]
-    for module_name in ("httpx2", "httpx"):
-        try:
-            module: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        found.append(module.TransportError)
+    found: list[type[BaseException]] = [TimeoutError, ConnectionError, httpx2.TransportError]
+    try:
+        import httpx  # older openai releases, and anything else that brings it
+
+        found.append(httpx.TransportError)
+    except ImportError:  # pragma: no cover - httpx is a dependency of ours too
+        pass
     try:
         import anyio
 
@@ -118,6 +126,13 @@ class StageClients:
                 base_url=endpoint.base_url,
                 max_retries=0,
                 timeout=self.config.request_timeout_s,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    limits=httpx2.Limits(
+                        max_connections=MAX_CONNECTIONS,
+                        max_keepalive_connections=MAX_CONNECTIONS,
+                        keepalive_expiry=KEEPALIVE_S,
+                    )
+                ),
             )
         return self._clients[endpoint]
 
