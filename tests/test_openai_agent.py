@@ -114,7 +114,7 @@ async def test_phone_caller_hears_greeting_and_a_streamed_reply(
 
     [stt] = fake.to("transcriptions")
     assert stt.body["model"] == "gpt-4o-mini-transcribe" and stt.body["response_format"] == "json"
-    assert stt.body["file_type"] == "audio/wav" and stt.body["rate_hz"] == 16000
+    assert stt.body["file_type"] == "audio/wav" and stt.body["rate_hz"] == 8000  # as carried
     utterance_ms = len(hello_ulaw) / ULAW_BYTES_PER_MS
     assert 0.8 * utterance_ms <= stt.body["audio_ms"] <= utterance_ms + 1000  # the whole turn
     [chat] = fake.to("chat")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
-from pipeline.agents.openai.audio_io import STT_SPEC, TTS_SPEC, synthesize, transcribe
+from pipeline.agents.openai.audio_io import TTS_SPEC, stt_spec, synthesize, transcribe
 from pipeline.agents.openai.chat import ChatReply, stream_sentences
 from pipeline.agents.openai.clients import StageClients, classify
 from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
@@ -38,10 +38,10 @@ MIN_ATTEMPT_TIMEOUT_S = 0.05
 
 
 class OpenAIAgent(Agent):
-    input_spec = STT_SPEC
     output_spec = TTS_SPEC
 
     def __init__(self, call: CallInfo, persona: Persona, clients: StageClients) -> None:
+        self.input_spec = stt_spec(call.native_in)
         self._call = call
         self._persona = persona
         self._voice = persona.voice or DEFAULT_VOICE
@@ -84,6 +84,7 @@ class OpenAIAgent(Agent):
                 self._clients.stt,
                 cfg.stt_model,
                 utterance,
+                self.input_spec.rate_hz,
                 cfg.stt_language,
                 self._timeout_s(deadline),
                 self._request_id(turn_id, "stt"),

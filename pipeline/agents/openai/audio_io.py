@@ -1,7 +1,7 @@
 """The two audio stages: a user turn to text, and a sentence to streamed speech.
 
-Transcription gets the turn as a WAV file built in memory (16 kHz: what speech models
-expect, and a toy's native rate). Speech is requested as raw PCM (24 kHz, 16-bit) and read as
+Transcription gets the turn as a WAV file built in memory, at the call's own rate (a phone's
+8 kHz, a toy's 16 kHz). Speech is requested as raw PCM (24 kHz, 16-bit) and read as
 a stream, so the caller hears the start of a sentence while the rest is being synthesised.
 """
 
@@ -17,9 +17,19 @@ import openai
 from pipeline.agents.openai.clients import CLIENT_REQUEST_ID
 from pipeline.audio import AudioSpec
 
-STT_SPEC = AudioSpec("pcm16", 16000)
+#: transcription models work at 16 kHz; a toy sends that, a phone line 8 kHz
+STT_MAX_RATE_HZ = 16000
 #: OpenAI's ``response_format="pcm"``: 24 kHz, 16-bit little-endian, mono
 TTS_SPEC = AudioSpec("pcm16", 24000)
+
+
+def stt_spec(native: AudioSpec) -> AudioSpec:
+    """What a call's turns are transcribed from: PCM16 at the call's own rate, up to 16 kHz.
+
+    A phone line's 8 kHz is sent as it is: upsampling adds no information for the model,
+    which resamples itself, and doubles the upload and the bridge's work before it.
+    """
+    return AudioSpec("pcm16", min(native.rate_hz, STT_MAX_RATE_HZ))
 
 
 def wav_bytes(pcm16: bytes, rate_hz: int) -> bytes:
@@ -36,15 +46,16 @@ async def transcribe(
     client: openai.AsyncOpenAI,
     model: str,
     utterance: bytes,
+    rate_hz: int,
     language: str,
     timeout_s: float,
     request_id: str,
 ) -> str:
-    """The text of one user turn (``STT_SPEC`` PCM)."""
+    """The text of one user turn (PCM16 at ``rate_hz``)."""
     extra: dict[str, Any] = {"language": language} if language else {}
     result = await client.audio.transcriptions.create(
         model=model,
-        file=("turn.wav", wav_bytes(utterance, STT_SPEC.rate_hz), "audio/wav"),
+        file=("turn.wav", wav_bytes(utterance, rate_hz), "audio/wav"),
         response_format="json",
         timeout=timeout_s,
         extra_headers={CLIENT_REQUEST_ID: request_id},
