@@ -240,3 +240,42 @@ async def test_records_off_adds_no_observer_and_no_thread(make_server: MakeServe
     records = records_of(server)
     assert records.writer is None and records.observers == []
     assert "records-writer" not in {t.name for t in threading.enumerate()} - before
+
+
+async def test_the_writer_lingers_so_a_turns_updates_share_one_transaction(tmp_path: Path) -> None:
+    """A turn's rows arrive in a burst (commit, transcript, first audio): the writer waits for
+    the rest instead of starting a transaction on the first, and flush() cuts the wait short.
+    The linger here is longer than flush()'s timeout, so a flush that waited it out fails."""
+    from bridge.records.model import CallRow, TurnRow
+    from bridge.records.store import open_store
+    from bridge.records.url import parse_records_url
+    from bridge.records.writer import RecordWriter
+
+    target = parse_records_url(f"sqlite:///{tmp_path / 'calls.db'}")
+    assert target is not None
+    writer = RecordWriter(lambda: open_store(target), linger_s=60)
+    writer.start()
+    try:
+        assert await asyncio.to_thread(writer.flush, 10)  # connected, schema created
+        turn = TurnRow("CA1", 2, at_s=1.0, user_speech_ms=900.0)
+        writer.submit(CallRow("CA1", "twilio", "+1555", "+1556", started_at_s=1.0))
+        writer.submit(turn)
+        await asyncio.sleep(0.1)  # the agent transcribes
+        turn.user_text = "what time is it"
+        writer.submit(turn)
+        await asyncio.sleep(0.1)  # and answers
+        turn.latency_ms = 321.0
+        writer.submit(turn)
+        assert writer.stats.rows_written == 0  # still lingering
+        assert await asyncio.to_thread(writer.flush, 10)
+        assert writer.stats.rows_written == 2  # one call row, one turn row: one batch
+    finally:
+        writer.close()
+    store = open_store(target, create=False)
+    try:
+        found = store.call("CA1")
+        assert found is not None
+        [row] = found[1]
+        assert (row.user_text, row.latency_ms) == ("what time is it", 321.0)
+    finally:
+        store.close()

@@ -1,8 +1,11 @@
 """One writer thread per process, fed by a bounded queue: the event loop never waits on SQL.
 
 Session hooks call :meth:`RecordWriter.submit`, which only appends to a queue. The thread
-takes whatever has queued up, keeps the newest snapshot of each row, and upserts the batch in
-one transaction. A failing database (locked, unreachable, read-only) is retried with backoff
+wakes on the first row, lingers briefly for the rest (a turn's rows come in a burst: commit,
+transcript, first audio), keeps the newest snapshot of each row, and upserts the batch in one
+transaction. Lingering means fewer transactions, and that the writer's work (which shares the
+core and the interpreter lock with the event loop) does not start the moment a caller's turn
+is committed, when the loop is busiest with that turn. A failing database (locked, unreachable, read-only) is retried with backoff
 for a while, then the batch is dropped and counted: call records must never cost a call.
 When the queue is full, new rows are dropped and counted rather than blocking the loop.
 
@@ -33,6 +36,8 @@ MAX_BATCH_ROWS = 500
 WRITE_ATTEMPTS = 5
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
+#: how long the writer waits for more rows after the first of a batch
+LINGER_S = 0.5
 
 
 @dataclass
@@ -61,8 +66,12 @@ class RecordWriter:
         *,
         max_queue_rows: int = MAX_QUEUE_ROWS,
         name: str = "records-writer",
+        linger_s: float = LINGER_S,
     ) -> None:
         self._open_store = open_store
+        self._linger_s = linger_s
+        #: set by flush() and close(): stop lingering, someone is waiting
+        self._hurry = threading.Event()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue_rows)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._closed = False
@@ -95,6 +104,7 @@ class RecordWriter:
             self._queue.put(marker, timeout=timeout_s)
         except queue.Full:
             return False
+        self._hurry.set()
         return marker.done.wait(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -105,6 +115,7 @@ class RecordWriter:
         if self._thread.is_alive():
             try:
                 self._queue.put(_STOP, timeout=timeout_s)
+                self._hurry.set()
             except queue.Full:
                 log.error("records writer stuck; %d rows not written", self._queue.qsize())
             self._thread.join(timeout_s)
@@ -118,11 +129,15 @@ class RecordWriter:
         stop = False
         while not stop:
             items = [self._queue.get()]
+            if not isinstance(items[0], _Flush) and items[0] is not _STOP:
+                self._hurry.wait(self._linger_s)
             while len(items) < MAX_BATCH_ROWS:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            # a marker queued after this point comes first in the next round: no linger then
+            self._hurry.clear()
             batch: dict[tuple[object, ...], Row] = {}
             for item in items:
                 if item is _STOP:
