@@ -10,7 +10,9 @@ waits. ``--calls`` runs that many callers at once.
 The OpenAI agents run against the loopback fakes the tests use (tests/fake_openai.py,
 tests/fake_realtime.py) with a fixed injected provider delay per request. The bridge's own
 overhead is the server-side latency of each turn (from committing the caller's turn to sending
-the first reply audio, as the call records hold it) less the injected delays:
+the first reply audio, as the call records hold it) less the time the bridge waited on the
+provider, which the fake OpenAI (in its own process) reports per request; "less injected"
+subtracts only the injected delays:
 
     python -m bench.turn_latency --agent local --calls 1 --turns 10
     python -m bench.turn_latency --agent local --calls 4 --turns 5
