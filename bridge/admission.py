@@ -145,9 +145,9 @@ class Admission:
         limit = self.limits.get(transport, self.max_total)
         return self.held.get(transport, 0) < limit and self.total() < self.max_total
 
-    def refusal(self, transport: str, ip: str, *, check_rate: bool = True) -> str | None:
+    def refusal(self, transport: str, ip: str) -> str | None:
         """Why a new call of ``transport`` from ``ip`` must be refused now, or None."""
-        if check_rate and not self.rate.take(ip):
+        if not self.rate.take(ip):
             return RATE_LIMITED
         if self.draining:
             return DRAINING

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +40,6 @@ from transports.twilio.binding import StreamTokens
 log = logging.getLogger("bridge.app")
 
 TRANSPORTS = ("twilio", "esp32")
-#: how long one shutdown hook may take before the next one runs
-SHUTDOWN_HOOK_TIMEOUT_S = 10.0
-
-ShutdownHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -68,19 +64,6 @@ class BridgeState:
     records: CallRecords | None = None
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
-    #: awaited in order when the app shuts down, after the drain (e.g. flush call records)
-    shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
-
-    def add_shutdown_hook(self, hook: ShutdownHook) -> None:
-        """Register a coroutine function to await at shutdown; the place to close resources."""
-        self.shutdown_hooks.append(hook)
-
-    async def run_shutdown_hooks(self) -> None:
-        for hook in self.shutdown_hooks:
-            try:
-                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_TIMEOUT_S)
-            except Exception:
-                log.exception("shutdown hook %r failed", hook)
 
 
 def session_configs(settings: Settings) -> dict[str, SessionConfig]:
@@ -243,7 +226,6 @@ def create_app(
             lag.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lag
-            await state.run_shutdown_hooks()
             # calls that ended while shutting down are queued: write them before exiting
             await records.aclose()
             await factory.aclose()

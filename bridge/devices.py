@@ -33,14 +33,12 @@ class DeviceGate:
     #: told the reason of every refusal (``blocked``, ``auth``, ``backoff``), for metrics
     on_reject: Callable[[str], None] = field(default=lambda reason: None)
 
-    async def admit(self, ws: WebSocket, ip: str | None = None) -> Esp32Device | None:
+    async def admit(self, ws: WebSocket, ip: str) -> Esp32Device | None:
         """The device to serve, or None after answering the upgrade with an HTTP error.
 
         ``ip`` is the client address as the application resolved it (a trusted proxy's
-        X-Forwarded-For); by default the socket peer.
+        X-Forwarded-For).
         """
-        if ip is None:
-            ip = ws.client.host if ws.client else ""
         mac = normalize_mac(ws.headers.get("x-device-mac"))
         if self.failures.blocked(ip, mac):
             self.on_reject("blocked")

@@ -11,8 +11,8 @@ A deploy must not cut a call mid-sentence. :meth:`Drainer.drain` runs in three s
    instance. Both close with 1001 (going away), as the wire specs ask for a shutdown;
 3. whatever is still open ``FORCE_AFTER_S`` later is closed outright.
 
-Then :attr:`Drainer.drained` is set; the server exits and the app's lifespan shutdown runs its
-shutdown hooks (flushing call records and the like).
+Then :attr:`Drainer.drained` is set; the server exits and the app's lifespan shutdown runs
+(which writes the call records still queued).
 """
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ from pipeline.audio import AudioSpec
 
 log = logging.getLogger("pipeline.agents.local")
 
-VOICES = ("piper", "espeak")
-
 
 def load_speaker(preferred: str = "piper") -> Speaker:
     """The preferred voice, or espeak-ng when piper cannot load (missing model, broken wheel)."""

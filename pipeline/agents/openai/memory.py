@@ -100,9 +100,6 @@ class Conversation:
         self._replies[turn_id] = reply
         return reply
 
-    def reply(self, turn_id: int) -> SpokenReply | None:
-        return self._replies.get(turn_id)
-
     def heard(self, turn_id: int, heard_ms: float) -> SpokenReply | None:
         """Turn ``turn_id`` was cut after ``heard_ms``: forget what was not heard."""
         reply = self._replies.get(turn_id)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
-
 
 @dataclass(frozen=True, slots=True)
 class RealtimeConfig:
