@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
@@ -22,9 +23,16 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
     return frames, rate_hz
 
 
-def write_wav(path: str | Path, pcm16: bytes, rate_hz: int) -> None:
-    with wave.open(str(path), "wb") as wav:
+def wav_bytes(pcm16: bytes, rate_hz: int) -> bytes:
+    """A mono PCM16 WAV file, in memory (an upload's body)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate_hz)
         wav.writeframes(pcm16)
+    return buffer.getvalue()
+
+
+def write_wav(path: str | Path, pcm16: bytes, rate_hz: int) -> None:
+    Path(path).write_bytes(wav_bytes(pcm16, rate_hz))

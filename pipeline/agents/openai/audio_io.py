@@ -7,20 +7,19 @@ a stream, so the caller hears the start of a sentence while the rest is being sy
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
 
 from pipeline.agents.openai.clients import CLIENT_REQUEST_ID
-from pipeline.audio import AudioSpec
+from pipeline.audio import PCM16_24K, AudioSpec
+from pipeline.wav import wav_bytes
 
 #: transcription models work at 16 kHz; a toy sends that, a phone line 8 kHz
 STT_MAX_RATE_HZ = 16000
 #: OpenAI's ``response_format="pcm"``: 24 kHz, 16-bit little-endian, mono
-TTS_SPEC = AudioSpec("pcm16", 24000)
+TTS_SPEC = PCM16_24K
 
 
 def stt_spec(native: AudioSpec) -> AudioSpec:
@@ -30,16 +29,6 @@ def stt_spec(native: AudioSpec) -> AudioSpec:
     which resamples itself, and doubles the upload and the bridge's work before it.
     """
     return AudioSpec("pcm16", min(native.rate_hz, STT_MAX_RATE_HZ))
-
-
-def wav_bytes(pcm16: bytes, rate_hz: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate_hz)
-        wav.writeframes(pcm16)
-    return buffer.getvalue()
 
 
 async def transcribe(
