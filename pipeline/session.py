@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from pipeline.calllog import CallLog
 from pipeline.endpointing import (
     VAD_RATES_HZ,
     Endpointer,
@@ -44,15 +45,6 @@ DRAIN_GRACE_S = 2.0
 HANGUP_PLAYOUT_TIMEOUT_S = 30.0
 #: how often a call that must end looks again whether its reply has finished playing
 REPLY_POLL_S = 0.25
-
-
-class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The call's context (call_id, transport) on every line, merged with a line's own
-    ``extra`` (e.g. turn_id); the stock adapter drops the latter before Python 3.13."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
-        return msg, kwargs
 
 
 @dataclass(slots=True)
@@ -176,7 +168,7 @@ class CallSession(AgentOutput):
         self.started_at = clock()
         self.end_reason = ""
         self._clock = clock
-        self.log = CallLog(log, {"call_id": call.call_id, "transport": call.transport})
+        self.log = CallLog.of(log, call.call_id, call.transport)
         self._tasks = TaskSet(call.call_id, on_error=self._task_failed)
         self._turn_seq = 0
         self._current_turn: int | None = None

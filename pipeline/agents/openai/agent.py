@@ -27,6 +27,7 @@ from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
 from pipeline.agents.openai.memory import Conversation, SpokenReply, SpokenSentence
 from pipeline.agents.persona import Persona, PersonaBook
 from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
+from pipeline.calllog import CallLog
 
 T = TypeVar("T")
 
@@ -52,9 +53,7 @@ class OpenAIAgent(Agent):
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_turn: int | None = None
         self._reported: set[int] = set()
-        self.log = logging.LoggerAdapter(
-            log, {"call_id": call.call_id, "transport": call.transport}
-        )
+        self.log = CallLog.of(log, call.call_id, call.transport)
 
     @property
     def persona(self) -> Persona:

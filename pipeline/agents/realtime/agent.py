@@ -45,6 +45,7 @@ from pipeline.agents.realtime.connect import (
 )
 from pipeline.agents.realtime.inbox import AudioInbox
 from pipeline.audio import PCM16_24K, ULAW_8K, AudioSpec
+from pipeline.calllog import CallLog
 
 log = logging.getLogger("pipeline.agents.realtime")
 
@@ -115,9 +116,7 @@ class RealtimeAgent(Agent):
         self.output_spec = spec
         self.config = config
         self.persona = persona
-        self.log = logging.LoggerAdapter(
-            log, {"call_id": call.call_id, "transport": call.transport}
-        )
+        self.log = CallLog.of(log, call.call_id, call.transport)
         self._extra = {"call_id": call.call_id, "transport": call.transport}
         self._wake = asyncio.Event()
         self._inbox = AudioInbox(
