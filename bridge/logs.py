@@ -85,8 +85,16 @@ class HideFramePayloads(logging.Filter):
         return True
 
 
-#: loggers of the server libraries that log raw headers
-HEADER_LOGGERS = ("uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
+#: loggers of the libraries that log raw headers and frames. A logger's filters see only the
+#: records created on it, not its children's, so the Realtime agent's client (which sends
+#: ``Authorization: Bearer`` and base64 audio) needs its own entry.
+HEADER_LOGGERS = (
+    "uvicorn.error",
+    "uvicorn.access",
+    "websockets",
+    "websockets.server",
+    "websockets.client",
+)
 
 
 def install_redaction() -> None:
