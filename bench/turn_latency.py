@@ -43,6 +43,7 @@ from bench.server import BenchServer
 from bench.twilio_load import percentile
 from bridge.records.store import open_store
 from bridge.records.url import parse_records_url
+from bridge.settings import Settings
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
 from transports.twilio.emulator import ULAW_SILENCE, FakeTwilio
 
@@ -54,9 +55,16 @@ GREETING_WAIT_S = 5.0
 #: samples quieter than this at the end of the synthesized question are trailing silence
 VOICED_AMPLITUDE = 500
 FAKE_KEY = "sk-bench"
-#: the turn-ending silence each agent waits for, at default settings: the bridge's endpointer
-#: (BRIDGE_VAD_SILENCE_MS) or the Realtime server's VAD (BRIDGE_OPENAI_REALTIME_SILENCE_MS)
-SILENCE_WINDOW_MS = {"local": 500, "echo": 500, "openai": 500, "openai-realtime": 500}
+AGENTS = ("local", "echo", "openai", "openai-realtime")
+
+
+def silence_window_ms(agent: str) -> int:
+    """The turn-ending silence ``agent`` waits for at default settings: the bridge's endpointer,
+    or the Realtime server's VAD."""
+    defaults = Settings()
+    if agent == "openai-realtime":
+        return defaults.openai_realtime_silence_ms
+    return defaults.vad_silence_ms
 
 
 def question_ulaw(text: str) -> bytes:
@@ -259,7 +267,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with provider(args.agent, args.injected_ms) as (provider_env, injected_s, served):
         env = {
             "BRIDGE_AGENT": args.agent,
-            "BRIDGE_LOG_LEVEL": "WARNING",
             "BRIDGE_RECORDS_URL": records_url,
             **provider_env,
         }
@@ -272,7 +279,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         finally:
             server.stop()  # SIGTERM: the drain flushes the call records
     latencies = [t.latency_ms for call in per_call for t in call]
-    silence_ms = SILENCE_WINDOW_MS[args.agent]
+    silence_ms = silence_window_ms(args.agent)
     # speech-to-speech agents detect turns themselves: the bridge has no commit time for them
     turns = server_turns(records_url)
     records.cleanup()
@@ -317,7 +324,7 @@ def summary(name: str, values_ms: list[float]) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agent", default="local", choices=tuple(SILENCE_WINDOW_MS))
+    parser.add_argument("--agent", default="local", choices=AGENTS)
     parser.add_argument(
         "--injected-ms", type=float, default=100.0, help="fake provider delay per request"
     )
