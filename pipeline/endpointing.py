@@ -4,6 +4,11 @@ WebRTC's VAD (``webrtcvad-wheels``) classifies 20 ms frames; an energy gate in f
 skips the classifier on near-silence, which is most of a phone call. The endpointer is a
 small synchronous state machine so the per-frame cost stays in microseconds and no task or
 queue is involved on the hot path.
+
+A turn ends after ``silence_ms`` of silence, but it is known well before: once the caller has
+been quiet for ``tentative_ms``, the endpointer offers the turn it will commit if the silence
+lasts (a :class:`TentativeTurn`, the very same audio). An agent can start transcribing then,
+so the rest of the silence window hides the transcription instead of adding to it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pipeline.g711 import rms_pcm16
 
 VAD_RATES_HZ = (8000, 16000, 32000, 48000)
 FRAME_MS = 20
-_NO_EVENTS: list[EndpointEvent | UserTurn] = []  # shared, never mutated
+_NO_EVENTS: list[EndpointEvent | UserTurn | TentativeTurn] = []  # shared, never mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,10 @@ class EndpointerConfig:
     vad_mode: int = 2
     energy_floor_rms: int = 120
     trailing_keep_ms: int = 100
+    #: silence after which the turn is offered as a :class:`TentativeTurn` (0: never). No
+    #: earlier than ``trailing_keep_ms``, or it would lack silence the committed turn keeps;
+    #: at or past ``silence_ms`` it would come with the turn itself, so it is not sent.
+    tentative_ms: int = 200
 
 
 class EndpointEvent(Enum):
@@ -53,6 +62,18 @@ class UserTurn:
         return len(self.pcm16) / 2 / self.rate_hz * 1000
 
 
+@dataclass(frozen=True, slots=True)
+class TentativeTurn:
+    """The caller paused: ``turn`` is exactly what will be committed if the silence lasts.
+
+    If the caller speaks again first, it is void (a later pause offers a longer one); nothing
+    else announces that. Consumers compare audio: a committed turn whose ``pcm16`` equals the
+    tentative one's is the same turn.
+    """
+
+    turn: UserTurn
+
+
 class Endpointer:
     """Feeds PCM16 at ``rate_hz`` (one of :data:`VAD_RATES_HZ`); reports turn boundaries."""
 
@@ -71,6 +92,8 @@ class Endpointer:
         self._silence_run_ms = 0
         self._utterance_ms = 0
         self._speech_ms = 0
+        self._tentative_sent = False
+        self._tentative_after_ms = max(cfg.tentative_ms, cfg.trailing_keep_ms)
         self.frames_classified = 0
 
     @property
@@ -83,6 +106,7 @@ class Endpointer:
         self._preroll.clear()
         self._utterance = []
         self._speaking = False
+        self._tentative_sent = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
 
     def _is_speech(self, frame: bytes) -> bool:
@@ -91,7 +115,7 @@ class Endpointer:
         self.frames_classified += 1
         return bool(self._vad.is_speech(frame, self.rate_hz))
 
-    def push(self, pcm16: bytes) -> list[EndpointEvent | UserTurn]:
+    def push(self, pcm16: bytes) -> list[EndpointEvent | UserTurn | TentativeTurn]:
         """Feed audio; returns the events it caused, in order (usually none)."""
         size = self._frame_bytes
         if not self._pending and len(pcm16) == size:
@@ -101,7 +125,7 @@ class Endpointer:
         self._pending += pcm16
         if len(self._pending) < size:
             return _NO_EVENTS
-        events: list[EndpointEvent | UserTurn] = []
+        events: list[EndpointEvent | UserTurn | TentativeTurn] = []
         n = len(self._pending) // size * size
         block = bytes(self._pending[:n])
         del self._pending[:n]
@@ -111,7 +135,7 @@ class Endpointer:
                 events.append(result)
         return events
 
-    def _frame(self, frame: bytes) -> EndpointEvent | UserTurn | None:
+    def _frame(self, frame: bytes) -> EndpointEvent | UserTurn | TentativeTurn | None:
         cfg = self.config
         speech = self._is_speech(frame)
         if not self._speaking:
@@ -131,23 +155,37 @@ class Endpointer:
         if speech:
             self._speech_ms += FRAME_MS
             self._silence_run_ms = 0
+            self._tentative_sent = False
         else:
             self._silence_run_ms += FRAME_MS
         if self._silence_run_ms >= cfg.silence_ms:
             return self._finish(forced=False)
         if self._utterance_ms >= cfg.max_turn_ms:
             return self._finish(forced=True)
+        if (
+            not self._tentative_sent
+            and cfg.tentative_ms > 0
+            and self._silence_run_ms >= self._tentative_after_ms
+        ):
+            self._tentative_sent = True
+            return TentativeTurn(self._turn_so_far(forced=False))
         return None
 
     def force_end(self) -> UserTurn | None:
         """End the current utterance now (an explicit end-of-speech from the device)."""
         return self._finish(forced=True) if self._speaking else None
 
-    def _finish(self, forced: bool) -> UserTurn:
+    def _turn_so_far(self, forced: bool) -> UserTurn:
+        """The utterance as it would be committed now: trailing silence beyond
+        ``trailing_keep_ms`` is dropped, so the same turn a longer silence later is identical."""
         drop_frames = max(0, self._silence_run_ms - self.config.trailing_keep_ms) // FRAME_MS
         frames = self._utterance[: len(self._utterance) - drop_frames]
-        turn = UserTurn(b"".join(frames), self.rate_hz, self._speech_ms, forced)
+        return UserTurn(b"".join(frames), self.rate_hz, self._speech_ms, forced)
+
+    def _finish(self, forced: bool) -> UserTurn:
+        turn = self._turn_so_far(forced)
         self._utterance = []
         self._speaking = False
+        self._tentative_sent = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
         return turn

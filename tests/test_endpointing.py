@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.endpointing import Endpointer, EndpointerConfig, EndpointEvent, UserTurn
+from pipeline.endpointing import (
+    Endpointer,
+    EndpointerConfig,
+    EndpointEvent,
+    TentativeTurn,
+    UserTurn,
+)
 from pipeline.g711 import ulaw_to_pcm16
 
 
@@ -57,3 +63,49 @@ def test_reset_forgets_partial_speech(hello_ulaw: bytes) -> None:
     feed(endpointer, ulaw_to_pcm16(hello_ulaw[:8000]))
     endpointer.reset()
     assert not endpointer.in_speech and endpointer.force_end() is None
+
+
+def timed_events(endpointer: Endpointer, pcm: bytes) -> list[tuple[int, object]]:
+    """Each event with the 20 ms frame that caused it."""
+    return [
+        (i // 320, event)
+        for i in range(0, len(pcm), 320)
+        for event in endpointer.push(pcm[i : i + 320])
+    ]
+
+
+def test_a_pause_offers_the_very_turn_it_commits(hello_ulaw: bytes) -> None:
+    phrase = ulaw_to_pcm16(hello_ulaw[: 8 * 600] + b"\xff" * 8000)  # one phrase, then quiet
+    events = timed_events(Endpointer(8000, EndpointerConfig(silence_ms=500)), phrase)
+    assert [type(e).__name__ for _, e in events] == ["EndpointEvent", "TentativeTurn", "UserTurn"]
+    (_, started), (offered_at, tentative), (ended_at, turn) = events
+    assert started is EndpointEvent.SPEECH_STARTED
+    assert isinstance(tentative, TentativeTurn) and isinstance(turn, UserTurn)
+    assert tentative.turn == turn  # the same audio, speech time and kind
+    assert ended_at - offered_at == (500 - 200) // 20  # 200 ms into the silence
+
+
+def test_speaking_on_voids_a_tentative_turn(hello_ulaw: bytes) -> None:
+    """The question has three pauses of 200 ms or more: each offers the turn so far."""
+    speech = ulaw_to_pcm16(hello_ulaw + b"\xff" * 8000)
+    events = [e for _, e in timed_events(Endpointer(8000), speech)]
+    offers = [e.turn for e in events if isinstance(e, TentativeTurn)]
+    [turn] = [e for e in events if isinstance(e, UserTurn)]
+    assert len(offers) == 4 and offers[-1] == turn
+    for void in offers[:-1]:  # earlier offers are shorter beginnings of the same speech
+        assert len(void.pcm16) < len(turn.pcm16) and turn.pcm16.startswith(void.pcm16)
+
+
+def test_tentative_turns_off_too_late_or_before_the_kept_silence(hello_ulaw: bytes) -> None:
+    phrase = ulaw_to_pcm16(hello_ulaw[: 8 * 600] + b"\xff" * 8000)
+
+    def offers(config: EndpointerConfig) -> list[TentativeTurn]:
+        events = timed_events(Endpointer(8000, config), phrase)
+        return [e for _, e in events if isinstance(e, TentativeTurn)]
+
+    assert offers(EndpointerConfig(tentative_ms=0)) == []
+    assert offers(EndpointerConfig(silence_ms=500, tentative_ms=500)) == []
+    # asked for before the 100 ms of silence a turn keeps, it waits for them: still the same
+    [early] = offers(EndpointerConfig(tentative_ms=40, trailing_keep_ms=100))
+    turns = feed(Endpointer(8000, EndpointerConfig(tentative_ms=40)), phrase)
+    assert [early.turn] == [e for e in turns if isinstance(e, UserTurn)]
