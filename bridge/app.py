@@ -72,12 +72,14 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
         speech_start_ms=settings.vad_start_ms,
         vad_mode=settings.vad_mode,
         max_turn_ms=settings.max_turn_ms,
+        tentative_ms=settings.early_transcription_ms,
     )
     toy = EndpointerConfig(
         silence_ms=settings.esp32_silence_ms,
         speech_start_ms=settings.vad_start_ms,
         vad_mode=settings.vad_mode,
         max_turn_ms=settings.max_turn_ms,
+        tentative_ms=settings.early_transcription_ms,
     )
     return {
         "twilio": SessionConfig(

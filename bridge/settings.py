@@ -249,6 +249,15 @@ class Settings:
         min_value=200,
         max_value=3000,
     )
+    early_transcription_ms: int = _setting(
+        "BRIDGE_EARLY_TRANSCRIPTION_MS",
+        200,
+        "Silence after which the `openai` agent starts transcribing a turn that has not "
+        "ended yet, so the rest of the silence window hides the transcription. Speaking "
+        "again voids it (one more request). 0 turns it off.",
+        min_value=0,
+        max_value=3000,
+    )
     vad_start_ms: int = _setting(
         "BRIDGE_VAD_START_MS",
         200,

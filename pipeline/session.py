@@ -30,6 +30,7 @@ from pipeline.endpointing import (
     Endpointer,
     EndpointerConfig,
     EndpointEvent,
+    TentativeTurn,
     UserTurn,
 )
 from pipeline.playout import Playout, PlayoutConfig
@@ -276,6 +277,8 @@ class CallSession(AgentOutput):
                 self._on_speech_started()
             elif isinstance(event, UserTurn):
                 self._on_user_turn(event)
+            elif isinstance(event, TentativeTurn):
+                self.agent.prepare(self._turn_seq + 1, self._agent_audio(event.turn.pcm16))
 
     def reset_listening(self) -> None:
         """Forget partial speech (a half-duplex device stopped listening)."""
@@ -340,11 +343,16 @@ class CallSession(AgentOutput):
         self.log.debug(
             "user turn committed speech_ms=%d", turn.speech_ms, extra={"turn_id": turn_id}
         )
-        audio = turn.pcm16
-        if self.agent.input_spec != self.vad_spec:
-            converter = Converter(self.vad_spec, self.agent.input_spec)
-            audio = converter.process(audio) + converter.flush()
+        audio = self._agent_audio(turn.pcm16)
         self._turn_task = self._tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
+
+    def _agent_audio(self, pcm16: bytes) -> bytes:
+        """An utterance at the endpointer's rate, as the agent takes it: converted whole and
+        afresh, so the same speech always gives the same bytes (tentative = committed)."""
+        if self.agent.input_spec == self.vad_spec:
+            return pcm16
+        converter = Converter(self.vad_spec, self.agent.input_spec)
+        return converter.process(pcm16) + converter.flush()
 
     async def _run_turn(self, turn_id: int, utterance: bytes) -> None:
         try:

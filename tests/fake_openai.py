@@ -12,6 +12,10 @@ Tests script it (transcripts, replies, tool calls, per-chunk delays), read back 
 it received, and inject faults per endpoint: an HTTP status (429 with ``Retry-After``, 500,
 503, 401), a hang, or a connection dropped after some chunks. Speech is a tone whose length is
 proportional to the text (:data:`TTS_MS_PER_CHAR`), so a test can tell what a caller heard.
+
+A scripted transcript belongs to a user turn, not to a request: transcription requests that
+carry the same ``X-Client-Request-Id`` (a retry, or a turn transcribed early, in a pause, and
+again after the caller spoke on) all get the transcript the first of them got.
 """
 
 from __future__ import annotations
@@ -114,6 +118,10 @@ class FakeOpenAI:
         #: when set, requests with another bearer key get 401 like the real API
         self.api_key = api_key
         self.transcripts: deque[str] = deque()
+        #: the transcript each request id got first
+        self._transcribed: dict[str, str] = {}
+        #: when set, it writes every transcript from the request (its ``audio_ms``...) instead
+        self.transcript_of: Callable[[Recorded], str] | None = None
         self.default_transcript = "Hello there."
         self.replies: deque[ChatScript] = deque()
         self.default_reply = ChatScript("Hi! I am a fake model.")
@@ -205,7 +213,10 @@ class FakeOpenAI:
         with wave.open(io.BytesIO(audio), "rb") as wav:
             body["rate_hz"] = wav.getframerate()
             body["audio_ms"] = wav.getnframes() / wav.getframerate() * 1000
-        text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        if self.transcript_of is not None:
+            text = self.transcript_of(record)
+        else:
+            text = self._transcript_for(record.headers.get("x-client-request-id", ""))
         payload = json.dumps({"text": text}).encode()
         halves = [payload[: len(payload) // 2], payload[len(payload) // 2 :]]
         return self._stream(record, halves, "application/json", len(payload))
@@ -247,6 +258,14 @@ class FakeOpenAI:
     def _publish(self, record: Recorded, body: dict[str, Any]) -> None:
         record.body = body
         self.requests.append(record)
+
+    def _transcript_for(self, request_id: str) -> str:
+        if request_id in self._transcribed:
+            return self._transcribed[request_id]
+        text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        if request_id:
+            self._transcribed[request_id] = text
+        return text
 
     def _next_fault(self, endpoint: str) -> Fault | None:
         queue = self._faults.get(endpoint)

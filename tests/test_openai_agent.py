@@ -38,8 +38,9 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def short_ulaw(hello_ulaw: bytes) -> bytes:
-    """The first 1.7 s of the speech fixture: enough for a turn, quicker to say."""
-    return hello_ulaw[: ULAW_BYTES_PER_MS * 1700]
+    """The first phrase of the speech fixture (0.6 s): enough for a turn, quick to say, and
+    without a pause that would make the turn be transcribed early more than once."""
+    return hello_ulaw[: ULAW_BYTES_PER_MS * 600]
 
 
 def openai_env(fake: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
@@ -112,7 +113,11 @@ async def test_phone_caller_hears_greeting_and_a_streamed_reply(
     assert heard_ms(peer, greeting_bytes) == pytest.approx(expected_ms, abs=TOLERANCE_MS)
     await peer.close()
 
-    [stt] = fake.to("transcriptions")
+    # transcribed early at each pause: three inside the question, voided as the caller spoke
+    # on, and the last one, which became the turn
+    *void, stt = fake.to("transcriptions")
+    assert len(void) == 3
+    assert all(v.body["audio_ms"] < stt.body["audio_ms"] for v in void)
     assert stt.body["model"] == "gpt-4o-mini-transcribe" and stt.body["response_format"] == "json"
     assert stt.body["file_type"] == "audio/wav" and stt.body["rate_hz"] == 8000  # as carried
     utterance_ms = len(hello_ulaw) / ULAW_BYTES_PER_MS
@@ -131,7 +136,7 @@ async def test_phone_caller_hears_greeting_and_a_streamed_reply(
         assert tts.body["response_format"] == "pcm"
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fake.requests)
     # each request names its call, turn and stage, for OpenAI's logs and ours
-    ids = sorted(r.headers["x-client-request-id"] for r in fake.requests)
+    ids = sorted({r.headers["x-client-request-id"] for r in fake.requests})
     sid = peer.call_sid
     assert ids == [f"{sid}-{turn}" for turn in ("1-tts0", "2-chat", "2-stt", "2-tts0", "2-tts1")]
     assert [(role, text) for _, role, text in transcripts.lines] == [
@@ -157,7 +162,7 @@ async def test_toy_hears_greeting_and_reply(make_server: MakeServer, fake: FakeO
     assert expected_ms - 10 <= reply.decoded_ms <= expected_ms + 240
     assert toy.protocol_errors == []
     await toy.close()
-    [stt] = fake.to("transcriptions")
+    stt = fake.to("transcriptions")[-1]  # the turn (the toy's question has pauses)
     assert stt.body["rate_hz"] == 16000
     assert fake.to("chat")[0].body["messages"][-1] == {"role": "user", "content": "Tell me a joke."}
 
@@ -177,9 +182,60 @@ async def test_speech_starts_while_the_chat_is_still_streaming(
     await fake.wait_for(lambda: chat.finished_at is not None, what="the chat stream to end")
     assert chat.finished_at is not None
     assert first_tts.started_at < chat.finished_at - 0.5  # well before the stream ended
-    await listen(peer)
+    # the first sentence went quiet long ago: wait for the second rather than for quiet
+    talker = background(peer.silence(15_000))
+    both_ms = tts_ms("First a short one.") + tts_ms(long_tail) - TOLERANCE_MS
+    await fake.wait_for(lambda: heard_ms(peer) >= both_ms, 15, "both sentences to be heard")
+    talker.cancel()
     await peer.close()
     assert spoken(fake) == ["First a short one.", long_tail]
+
+
+class Latencies(SessionObserver):
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+        self.ms.append(latency_ms)
+
+
+@pytest.mark.parametrize("early_ms", [200, 0])
+async def test_the_turn_is_transcribed_in_the_callers_pause(
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, early_ms: int
+) -> None:
+    """200 ms into the caller's silence the turn is sent off to be transcribed, so the rest
+    of the 500 ms window hides a slow transcription; turned off, the caller waits for it."""
+    stt_delay_ms = 250
+    fake.first_byte_delay_s["transcriptions"] = stt_delay_ms / 1000
+    server = make_server(**openai_env(fake, BRIDGE_EARLY_TRANSCRIPTION_MS=early_ms))
+    latencies = Latencies()
+    server.app.state.bridge.observers.add(latencies)
+    peer = await open_call(server)
+    await say_and_listen(peer, short_ulaw)
+    await peer.close()
+    assert len(fake.to("transcriptions")) == 1  # the early one became the turn's
+    [latency_ms] = latencies.ms  # from the end of the turn to the first reply audio
+    if early_ms:
+        assert latency_ms < stt_delay_ms
+    else:
+        assert latency_ms > stt_delay_ms
+
+
+async def test_speaking_on_after_a_pause_voids_the_early_transcription(
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
+) -> None:
+    fake.transcript_of = lambda request: f"{request.body['audio_ms']:.0f} ms of speech"
+    server = make_server(**openai_env(fake))
+    peer = await open_call(server)
+    # a pause of about 370 ms: long enough to be transcribed early, too short to end the turn
+    await say_and_listen(peer, short_ulaw + SILENCE * 8 * 250 + short_ulaw)
+    await peer.close()
+    void, whole = fake.to("transcriptions")
+    assert void.body["audio_ms"] < whole.body["audio_ms"]
+    assert void.finished_at is not None
+    assert whole.started_at > void.finished_at  # asked again once the turn had ended
+    [chat] = fake.to("chat")
+    assert chat.body["messages"][-1]["content"] == f"{whole.body['audio_ms']:.0f} ms of speech"
 
 
 async def test_second_turn_remembers_the_first_exchange(

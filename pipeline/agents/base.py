@@ -85,6 +85,12 @@ class Agent(ABC):
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:  # noqa: B027
         """Answer one user utterance (``input_spec`` PCM). Cancelled on barge-in."""
 
+    def prepare(self, turn_id: int, utterance: bytes) -> None:  # noqa: B027 - optional hook
+        """The caller paused: if the silence lasts, :meth:`respond` gets this very ``utterance``
+        as ``turn_id``, a few hundred milliseconds from now. An agent may start on it (e.g.
+        transcribe it) so that time is not added to the caller's wait; if the caller speaks
+        again instead, ``respond`` later gets different audio. Must not block."""
+
     def feed(self, audio: bytes) -> None:  # noqa: B027 - only for detects_turns agents
         """Stream inbound audio (``input_spec``); must not block."""
 

@@ -1,5 +1,10 @@
 """The cascaded OpenAI agent: hear (transcription), think (streamed chat), speak (streamed TTS).
 
+Transcription starts before the turn ends when it can: once the caller has paused long enough
+(:meth:`OpenAIAgent.prepare`), the would-be turn is sent off, and the rest of the endpointer's
+silence window hides the round trip. The committed turn reuses that transcript if its audio is
+the same; if the caller spoke again, the early one is dropped.
+
 Per user turn, two things run at once: the chat stream, cut into sentences as they end, and
 the speaker, which synthesises each sentence and forwards its audio as it arrives. While the
 caller hears sentence one, the model writes sentence two; the playout's bounded queue is what
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
@@ -38,6 +44,14 @@ DEFAULT_VOICE = "alloy"
 MIN_ATTEMPT_TIMEOUT_S = 0.05
 
 
+@dataclass(frozen=True, slots=True)
+class EarlyTranscript:
+    """A transcription started during the caller's pause, and the audio it is of."""
+
+    utterance: bytes
+    task: asyncio.Task[str]
+
+
 class OpenAIAgent(Agent):
     output_spec = TTS_SPEC
 
@@ -52,6 +66,7 @@ class OpenAIAgent(Agent):
         self._out: AgentOutput | None = None
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_turn: int | None = None
+        self._early: EarlyTranscript | None = None
         self._reported: set[int] = set()
         self.log = CallLog.of(log, call.call_id, call.transport)
 
@@ -72,24 +87,19 @@ class OpenAIAgent(Agent):
             self._greet(turn, out), name=f"{self._call.call_id}:greeting"
         )
 
+    def prepare(self, turn_id: int, utterance: bytes) -> None:
+        self._drop_early()
+        task = asyncio.get_running_loop().create_task(
+            self._transcribe(turn_id, utterance, Deadline(self._cfg.turn_deadline_s)),
+            name=f"{self._call.call_id}:early-stt{turn_id}",
+        )
+        task.add_done_callback(_consume_outcome)
+        self._early = EarlyTranscript(utterance, task)
+
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         await self._stop_greeting()
         deadline = Deadline(self._cfg.turn_deadline_s)
-        cfg = self._cfg
-        text = await self._stage(
-            "transcription",
-            cfg.stt,
-            lambda: transcribe(
-                self._clients.stt,
-                cfg.stt_model,
-                utterance,
-                self.input_spec.rate_hz,
-                cfg.stt_language,
-                self._timeout_s(deadline),
-                self._request_id(turn_id, "stt"),
-            ),
-            deadline,
-        )
+        text = await self._transcript(turn_id, utterance, deadline)
         if not text:
             self.log.info("turn %d: nothing recognised", turn_id, extra={"turn_id": turn_id})
             return
@@ -114,9 +124,48 @@ class OpenAIAgent(Agent):
             self._report(reply)
 
     async def close(self) -> None:
+        self._drop_early()
         await self._stop_greeting()
 
     # -- turns -----------------------------------------------------------------------------
+
+    async def _transcript(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
+        """The turn's text: the early transcription's if it is of this very audio (waiting
+        for it if it is still on its way), else a transcription started now.
+
+        An early transcription that failed is the turn's failure: it had the same retries
+        within a deadline of its own, so the same request again would fail the same way.
+        """
+        early, self._early = self._early, None
+        if early is not None and early.utterance == utterance:
+            self.log.debug("turn %d: transcribed early", turn_id, extra={"turn_id": turn_id})
+            return await early.task
+        if early is not None:
+            early.task.cancel()
+        return await self._transcribe(turn_id, utterance, deadline)
+
+    async def _transcribe(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
+        cfg = self._cfg
+        return await self._stage(
+            "transcription",
+            cfg.stt,
+            lambda: transcribe(
+                self._clients.stt,
+                cfg.stt_model,
+                utterance,
+                self.input_spec.rate_hz,
+                cfg.stt_language,
+                self._timeout_s(deadline),
+                self._request_id(turn_id, "stt"),
+            ),
+            deadline,
+        )
+
+    def _drop_early(self) -> None:
+        """Forget a transcription the caller's speech made void (or the call's end)."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.task.cancel()
 
     async def _greet(self, turn_id: int, out: AgentOutput) -> None:
         try:
@@ -285,6 +334,12 @@ class OpenAIAgent(Agent):
         task, self._greeting = self._greeting, None
         if task is not None:
             await _cancel_and_wait(task)
+
+
+def _consume_outcome(task: asyncio.Task[Any]) -> None:
+    """Retrieve a dropped task's error: nobody awaits a transcription the caller made void."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
