@@ -10,13 +10,16 @@ waits. ``--calls`` runs that many callers at once.
 The OpenAI agents run against the loopback fakes the tests use (tests/fake_openai.py,
 tests/fake_realtime.py) with a fixed injected provider delay per request. The bridge's own
 overhead is the server-side latency of each turn (from committing the caller's turn to sending
-the first reply audio, as the call records hold it) less the time the bridge waited on the
-provider, which the fake OpenAI (in its own process) reports per request; "less injected"
-subtracts only the injected delays:
+the first reply audio, as the call records hold it) less the time within it that the bridge
+waited on the provider, which the fake OpenAI (in its own process) reports per request. A
+transcription started early, in the caller's pause, waits partly or wholly before the commit;
+only what is left of it after the commit is provider time on the caller's clock. "Less
+injected" subtracts the three injected delays, as if nothing had started early:
 
     python -m bench.turn_latency --agent local --calls 1 --turns 10
     python -m bench.turn_latency --agent local --calls 4 --turns 5
     python -m bench.turn_latency --agent openai --turns 20 --injected-ms 100
+    python -m bench.turn_latency --agent openai --turns 20 --early-transcription-ms 0
     python -m bench.turn_latency --agent openai-realtime --turns 20 --injected-ms 100
 """
 
@@ -131,24 +134,16 @@ async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
 
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    """One request as the fake provider saw it (monotonic seconds, shared by all processes)."""
+    """One request as the fake provider saw it (wall-clock seconds, as in the call records)."""
 
     endpoint: str
     client_request_id: str
-    started_at: float
-    first_byte_at: float | None
-    finished_at: float | None
-
-    @property
-    def waited_s(self) -> float:
-        """How long the bridge waited on the provider for what it needed to go on.
-
-        Transcription: the whole (small) JSON body. Chat and speech: the first byte; the rest
-        of the stream arrives while the bridge works, and what the bridge spends on it counts
-        as the bridge's overhead (a conservative split).
-        """
-        end = self.finished_at if self.endpoint == "transcriptions" else self.first_byte_at
-        return (end or self.started_at) - self.started_at
+    #: the fake's handler began: its HTTP parsing before that counts as the bridge's
+    started_s: float
+    #: when the bridge had what it needed to go on. Transcription: the whole (small) JSON
+    #: body. Chat and speech: the first byte; the rest of the stream arrives while the bridge
+    #: works, and what the bridge spends on it counts as its overhead (a conservative split).
+    ready_s: float
 
 
 def serve_fake_openai(conn: Connection, delay_s: float) -> None:
@@ -165,18 +160,16 @@ def serve_fake_openai(conn: Connection, delay_s: float) -> None:
     conn.send(fake.base_url)
     conn.recv()  # stop
     fake.stop()
-    conn.send(
-        [
-            ProviderRequest(
-                r.endpoint,
-                r.headers.get("x-client-request-id", ""),
-                r.started_at,
-                r.first_byte_at,
-                r.finished_at,
-            )
-            for r in fake.requests
-        ]
-    )
+    to_wall_s = time.time() - time.monotonic()
+    served = []
+    for r in fake.requests:
+        ready = r.finished_at if r.endpoint == "transcriptions" else r.first_byte_at
+        request_id = r.headers.get("x-client-request-id", "")
+        started_s = r.started_at + to_wall_s
+        served.append(
+            ProviderRequest(r.endpoint, request_id, started_s, (ready or r.started_at) + to_wall_s)
+        )
+    conn.send(served)
 
 
 @asynccontextmanager
@@ -223,6 +216,8 @@ async def provider(
 class ServerTurn:
     call_id: str
     turn_id: int
+    #: wall-clock time the caller's turn was committed
+    at_s: float
     #: from committing the caller's turn to sending the first reply audio
     latency_ms: float
 
@@ -238,25 +233,40 @@ def server_turns(records_url: str) -> list[ServerTurn]:
             call = store.call(summary.call.call_id)
             for t in call[1] if call else []:
                 if t.user_speech_ms is not None and t.latency_ms is not None:
-                    found.append(ServerTurn(t.call_id, t.turn_id, t.latency_ms))
+                    found.append(ServerTurn(t.call_id, t.turn_id, t.at_s, t.latency_ms))
         return found
     finally:
         store.close()
 
 
 def provider_wait_ms(turn: ServerTurn, served: list[ProviderRequest]) -> float | None:
-    """What the provider held up ``turn`` for: transcription, chat and the first sentence's
-    speech (None: its requests are unknown)."""
+    """How long, between the commit and the first reply audio, the bridge was waiting on the
+    provider: the union of its requests' waits, cut to that span (None: the turn's requests
+    are unknown). Requests are the call's by their ids; an early transcription may have begun
+    before the commit, and is counted only from it."""
     prefix = f"{turn.call_id}-{turn.turn_id}-"
-    ours = {
-        r.client_request_id.removeprefix(prefix): r
-        for r in served
-        if r.client_request_id.startswith(prefix)
-    }
-    needed = [ours.get(stage) for stage in ("stt", "chat", "tts0")]
-    if any(r is None for r in needed):
+    if not {f"{prefix}chat", f"{prefix}tts0"} <= {r.client_request_id for r in served}:
         return None
-    return sum(r.waited_s for r in needed if r is not None) * 1000
+    start_s, end_s = turn.at_s, turn.at_s + turn.latency_ms / 1000
+    spans = sorted(
+        (max(r.started_s, start_s), min(r.ready_s, end_s))
+        for r in served
+        if r.client_request_id.startswith(f"{turn.call_id}-")
+    )
+    waited_s = 0.0
+    reach_s = start_s
+    for begin_s, until_s in spans:
+        begin_s = max(begin_s, reach_s)
+        if until_s > begin_s:
+            waited_s += until_s - begin_s
+            reach_s = until_s
+    return waited_s * 1000
+
+
+def transcribed_early(turn: ServerTurn, served: list[ProviderRequest]) -> bool:
+    """Whether ``turn``'s transcript was ready before the turn was committed."""
+    stt = f"{turn.call_id}-{turn.turn_id}-stt"
+    return any(r.client_request_id == stt and r.ready_s <= turn.at_s for r in served)
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -270,6 +280,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "BRIDGE_RECORDS_URL": records_url,
             **provider_env,
         }
+        if args.early_transcription_ms is not None:
+            env["BRIDGE_EARLY_TRANSCRIPTION_MS"] = str(args.early_transcription_ms)
         server = await asyncio.to_thread(BenchServer, cores, env)
         try:
             url = f"ws://127.0.0.1:{server.port}/stream"
@@ -285,9 +297,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     records.cleanup()
     # The bridge's own overhead: from committing the caller's turn to sending the first reply
     # audio (the records' per-turn latency), less the time it waited on the provider. The
-    # fake reports that wait per request; "less injected" only subtracts the fixed delays,
+    # fake reports that wait per request; "less injected" only subtracts the fixed delays
+    # after the commit (a third of them was spent before it when transcription began early),
     # so it also holds the fake's own request handling.
-    less_injected = [t.latency_ms - injected_s * 1000 for t in turns]
+    early = [transcribed_early(t, served) for t in turns]
+    less_injected = [
+        t.latency_ms - injected_s * 1000 * (2 / 3 if was_early else 1)
+        for t, was_early in zip(turns, early, strict=True)
+    ]
     if args.agent == "openai":
         waits = [provider_wait_ms(t, served) for t in turns]
         overheads = [t.latency_ms - w for t, w in zip(turns, waits, strict=True) if w is not None]
@@ -305,6 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "reply_ms_median": round(statistics.median(t.reply_ms for c in per_call for t in c)),
         "silence_window_ms": silence_ms,
         "injected_ms_per_turn": round(injected_s * 1000),
+        "transcribed_early_turns": sum(early),
         **summary("server_latency", [t.latency_ms for t in turns]),
         **summary("less_injected", less_injected),
         **summary("bridge_overhead", overheads),
@@ -327,6 +345,11 @@ def main() -> None:
     parser.add_argument("--agent", default="local", choices=AGENTS)
     parser.add_argument(
         "--injected-ms", type=float, default=100.0, help="fake provider delay per request"
+    )
+    parser.add_argument(
+        "--early-transcription-ms",
+        type=int,
+        help="BRIDGE_EARLY_TRANSCRIPTION_MS for the server (0: off; default: the setting's)",
     )
     parser.add_argument("--calls", type=int, default=1, help="callers at once")
     parser.add_argument("--turns", type=int, default=10, help="questions per caller")
