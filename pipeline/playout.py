@@ -88,6 +88,11 @@ class Playout:
         wire = self._converter.process(pcm)
         for chunk in self._reframer.push(wire):
             self._enqueue(_AUDIO, turn_id, chunk)
+        if turn_id not in self._opened and self._queue:
+            # The turn's first audio: let the pacer send it now. An agent reading a stream
+            # that has arrived whole would otherwise queue all of it (resampling each
+            # piece) before the pacer ran, and the caller would wait for that.
+            await asyncio.sleep(0)
 
     def end_turn(self, turn_id: int, ok: bool = True) -> None:
         """Flush the tail of ``turn_id`` and queue its end marker."""

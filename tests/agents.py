@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
 from pipeline.audio import AudioSpec
+from pipeline.session import CallSession
 
 TONE_SPEC = AudioSpec("pcm16", 16000)
 FAREWELL_MS = 360
@@ -97,6 +98,20 @@ class SlowAgent(ToneAgent):
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         await asyncio.sleep(2.0)
+        await super().respond(turn_id, utterance, out)
+
+
+class BufferedReplyAgent(ToneAgent):
+    """Writes its reply without pausing, as an agent reading a stream that arrived whole, and
+    notes whether its first audio was already on its way when the first write returned."""
+
+    first_write_sent: bool | None = None
+
+    async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        latencies = out.stats.turn_latency_ms if isinstance(out, CallSession) else []
+        answered = len(latencies)
+        await out.audio(turn_id, tone_pcm(100))
+        self.first_write_sent = len(latencies) > answered  # the pacer took the first chunk
         await super().respond(turn_id, utterance, out)
 
 

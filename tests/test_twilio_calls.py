@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from pipeline.agents.base import CallInfo
 from pipeline.agents.echo import EchoAgent
 from tests.agents import (
+    BufferedReplyAgent,
     ExplodingDtmfAgent,
     Factory,
     FailingStartAgent,
@@ -148,6 +149,20 @@ async def test_unacknowledged_audio_never_exceeds_two_seconds(
     assert len(peer.timeline.media_times) > 50
     assert worst_ms <= 2000 + 2 * CHUNK_MS
     await peer.close()
+
+
+async def test_a_reply_written_all_at_once_starts_playing_at_its_first_write(
+    make_server: MakeServer, hello_ulaw: bytes
+) -> None:
+    """The pacer sends a turn's first chunk before the agent can queue the rest: converting
+    seconds of buffered audio first would add to the caller's wait."""
+    factory = Factory(lambda call: BufferedReplyAgent(call, reply_ms=3000))
+    server = make_server(factory)
+    peer = await open_call(server)
+    await say_and_listen(peer, hello_ulaw)
+    await peer.close()
+    [agent] = factory.agents
+    assert isinstance(agent, BufferedReplyAgent) and agent.first_write_sent is True
 
 
 async def test_start_without_connected_is_accepted(make_server: MakeServer) -> None:
