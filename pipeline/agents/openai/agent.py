@@ -195,13 +195,18 @@ class OpenAIAgent(Agent):
         reply = self._memory.add_reply(turn_id, TTS_SPEC)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: list[ChatReply | Exception] = []
+        audible = asyncio.Event()
         producer = asyncio.get_running_loop().create_task(
-            self._generate(turn_id, messages, sentences, deadline, outcome),
+            self._generate(turn_id, messages, sentences, deadline, outcome, audible),
             name=f"{self._call.call_id}:chat{turn_id}",
         )
         try:
             while (text := await sentences.get()) is not None:
-                await self._speak(turn_id, reply.sentence(text), reply, out, deadline)
+                sentence = reply.sentence(text)
+                try:
+                    await self._speak(turn_id, sentence, reply, out, deadline, audible)
+                finally:
+                    audible.set()  # even when this sentence gave no audio at all
         except asyncio.CancelledError:
             raise  # barge-in: interrupted() reports what was heard
         except Exception:
@@ -222,6 +227,7 @@ class OpenAIAgent(Agent):
         sentences: asyncio.Queue[str | None],
         deadline: Deadline,
         outcome: list[ChatReply | Exception],
+        audible: asyncio.Event,
     ) -> None:
         handed_on = False
 
@@ -229,9 +235,11 @@ class OpenAIAgent(Agent):
             nonlocal handed_on
             handed_on = True
             sentences.put_nowait(text)
-            # Let the speaker request this sentence's speech now: when the rest of the answer
-            # is already buffered, the stream would otherwise be parsed to its end first.
-            await asyncio.sleep(0)
+            # Nothing is more urgent than the first sentence's speech: its request is built
+            # and sent in several steps, and the rest of an answer that has already arrived
+            # would be parsed in between. So reading stops until the reply is audible; the
+            # model's next sentences wait in the socket meanwhile, needed only later.
+            await audible.wait()
 
         cfg = self._cfg
         try:
@@ -264,11 +272,14 @@ class OpenAIAgent(Agent):
         reply: SpokenReply,
         out: AgentOutput,
         deadline: Deadline,
+        audible: asyncio.Event | None = None,
     ) -> None:
         async def on_audio(pcm: bytes) -> None:
             await out.audio(turn_id, pcm)
             reply.add_audio(sentence, pcm)
             deadline.progress()
+            if audible is not None:
+                audible.set()
 
         cfg = self._cfg
         request_id = self._request_id(turn_id, f"tts{len(reply.sentences) - 1}")
