@@ -149,9 +149,11 @@ class ProviderRequest:
 def serve_fake_openai(conn: Connection, delay_s: float) -> None:
     """The fake OpenAI API, in its own process so it shares no interpreter lock with the
     callers: its work must not be mistaken for the bridge's."""
+    from bridge.heap import settle
     from tests.fake_openai import ChatScript, FakeOpenAI
 
     fake = FakeOpenAI(api_key=FAKE_KEY).start()
+    settle()  # as the bridge does: a full collection of the fake's heap would stall it
     # a first sentence of realistic length: a 60 ms "Hi!" would sit in the resampler and
     # the 40 ms chunker until the next sentence arrived, which real speech never does
     fake.default_reply = ChatScript("Sure, here is the answer you asked for. Have a nice day.")
