@@ -125,7 +125,6 @@ def security_warnings(settings: Settings, devices: DeviceGate) -> list[str]:
 
 
 def twilio_options(settings: Settings) -> TwilioOptions:
-    tokens = [settings.twilio_auth_token, settings.twilio_auth_token_secondary]
     complete_call: CallCompleter | None = None
     if settings.twilio_after_stream != "end":
         complete_call = TwilioRest.from_settings(settings).complete_call
@@ -134,7 +133,9 @@ def twilio_options(settings: Settings) -> TwilioOptions:
         lead_ms=settings.twilio_lead_ms,
         start_timeout_s=settings.start_timeout_s,
         stream_tokens=(
-            StreamTokens.from_auth_tokens(tokens, settings.twilio_stream_token_ttl_s)
+            StreamTokens.from_auth_tokens(
+                settings.twilio_auth_tokens, settings.twilio_stream_token_ttl_s
+            )
             if settings.twilio_auth_token
             else None
         ),
@@ -206,9 +207,7 @@ def create_app(
             opus_complexity=settings.esp32_opus_complexity,
         ),
         devices=devices,
-        signatures=TwilioSignatures(
-            [settings.twilio_auth_token, settings.twilio_auth_token_secondary]
-        ),
+        signatures=TwilioSignatures(settings.twilio_auth_tokens),
         warnings=security_warnings(settings, devices),
         records=records,
         admission=gate,

@@ -603,6 +603,11 @@ class Settings:
         return self.env == "production"
 
     @property
+    def twilio_auth_tokens(self) -> list[str]:
+        """The auth token and the secondary one (set while rotating): either may have signed."""
+        return [self.twilio_auth_token, self.twilio_auth_token_secondary]
+
+    @property
     def twilio_rest_configured(self) -> bool:
         """Credentials for the REST API: an API key pair or the auth token, with the account."""
         key_pair = bool(self.twilio_api_key_sid and self.twilio_api_key_secret)
