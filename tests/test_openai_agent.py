@@ -222,20 +222,38 @@ async def test_the_turn_is_transcribed_in_the_callers_pause(
 
 
 async def test_speaking_on_after_a_pause_voids_the_early_transcription(
-    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes
+    make_server: MakeServer, fake: FakeOpenAI, short_ulaw: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.transcript_of = lambda request: f"{request.body['audio_ms']:.0f} ms of speech"
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    # a pause of about 370 ms: long enough to be transcribed early, too short to end the turn
-    await say_and_listen(peer, short_ulaw + SILENCE * 8 * 250 + short_ulaw)
+    with caplog.at_level(logging.DEBUG, logger="pipeline.agents.openai"):
+        # a pause of about 370 ms: long enough to be transcribed early, too short to end it
+        await say_and_listen(peer, short_ulaw + SILENCE * 8 * 250 + short_ulaw)
     await peer.close()
+    assert sum("the caller spoke on" in r.getMessage() for r in caplog.records) == 1
     void, whole = fake.to("transcriptions")
     assert void.body["audio_ms"] < whole.body["audio_ms"]
     assert void.finished_at is not None
-    assert whole.started_at > void.finished_at  # asked again once the turn had ended
+    assert whole.started_at > void.finished_at  # asked again in the pause that ended the turn
     [chat] = fake.to("chat")
     assert chat.body["messages"][-1]["content"] == f"{whole.body['audio_ms']:.0f} ms of speech"
+
+
+async def test_a_turn_cut_at_its_longest_is_transcribed_whole_not_early(
+    make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
+) -> None:
+    """A turn that ends without the pause it was offered in (here at the 1 s maximum, while
+    the caller talks on) gets a transcription of all of it."""
+    fake.transcript_of = lambda request: f"{request.body['audio_ms']:.0f} ms of speech"
+    server = make_server(**openai_env(fake, BRIDGE_MAX_TURN_MS=1000))
+    peer = await open_call(server)
+    await say_and_listen(peer, hello_ulaw[: ULAW_BYTES_PER_MS * 1700])
+    await peer.close()
+    early, whole = fake.to("transcriptions")[:2]
+    assert early.body["audio_ms"] < whole.body["audio_ms"] == 1000
+    first_chat = fake.to("chat")[0]
+    assert first_chat.body["messages"][-1]["content"] == "1000 ms of speech"
 
 
 async def test_second_turn_remembers_the_first_exchange(

@@ -88,6 +88,12 @@ class OpenAIAgent(Agent):
         )
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
+        if self._early is not None:
+            self.log.debug(
+                "turn %d: the caller spoke on after a pause; transcribing the longer turn",
+                turn_id,
+                extra={"turn_id": turn_id},
+            )
         self._drop_early()
         task = asyncio.get_running_loop().create_task(
             self._transcribe(turn_id, utterance, Deadline(self._cfg.turn_deadline_s)),
@@ -140,7 +146,7 @@ class OpenAIAgent(Agent):
         if early is not None and early.utterance == utterance:
             self.log.debug("turn %d: transcribed early", turn_id, extra={"turn_id": turn_id})
             return await early.task
-        if early is not None:
+        if early is not None:  # the turn was ended otherwise (its longest, a toy's stop)
             early.task.cancel()
         return await self._transcribe(turn_id, utterance, deadline)
 
