@@ -92,8 +92,10 @@ class Endpointer:
         self._silence_run_ms = 0
         self._utterance_ms = 0
         self._speech_ms = 0
-        self._tentative_sent = False
-        self._tentative_after_ms = max(cfg.tentative_ms, cfg.trailing_keep_ms)
+        #: 0: no tentative turns
+        self._tentative_after_ms = (
+            max(cfg.tentative_ms, cfg.trailing_keep_ms) if cfg.tentative_ms > 0 else 0
+        )
         self.frames_classified = 0
 
     @property
@@ -106,7 +108,6 @@ class Endpointer:
         self._preroll.clear()
         self._utterance = []
         self._speaking = False
-        self._tentative_sent = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
 
     def _is_speech(self, frame: bytes) -> bool:
@@ -155,19 +156,15 @@ class Endpointer:
         if speech:
             self._speech_ms += FRAME_MS
             self._silence_run_ms = 0
-            self._tentative_sent = False
         else:
             self._silence_run_ms += FRAME_MS
         if self._silence_run_ms >= cfg.silence_ms:
             return self._finish(forced=False)
         if self._utterance_ms >= cfg.max_turn_ms:
             return self._finish(forced=True)
-        if (
-            not self._tentative_sent
-            and cfg.tentative_ms > 0
-            and self._silence_run_ms >= self._tentative_after_ms
-        ):
-            self._tentative_sent = True
+        after_ms = self._tentative_after_ms
+        if after_ms and self._silence_run_ms - FRAME_MS < after_ms <= self._silence_run_ms:
+            # the frame that brought this pause to ``after_ms``: once per pause
             return TentativeTurn(self._turn_so_far(forced=False))
         return None
 
@@ -186,6 +183,5 @@ class Endpointer:
         turn = self._turn_so_far(forced)
         self._utterance = []
         self._speaking = False
-        self._tentative_sent = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
         return turn
