@@ -142,12 +142,12 @@ class OpenAIAgent(Agent):
         An early transcription that failed is the turn's failure: it had the same retries
         within a deadline of its own, so the same request again would fail the same way.
         """
-        early, self._early = self._early, None
+        early = self._early
         if early is not None and early.utterance == utterance:
+            self._early = None
             self.log.debug("turn %d: transcribed early", turn_id, extra={"turn_id": turn_id})
             return await early.task
-        if early is not None:  # the turn was ended otherwise (its longest, a toy's stop)
-            early.task.cancel()
+        self._drop_early()  # if any, the turn ended otherwise (at its longest, a toy's stop)
         return await self._transcribe(turn_id, utterance, deadline)
 
     async def _transcribe(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
