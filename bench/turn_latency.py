@@ -44,11 +44,11 @@ import numpy as np
 
 from bench.server import BenchServer
 from bench.twilio_load import percentile
-from bridge.records.store import open_store
-from bridge.records.url import parse_records_url
+from bridge.call_records.store import open_store
+from bridge.call_records.url import parse_records_url
 from bridge.settings import Settings
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
-from transports.twilio.emulator import ULAW_SILENCE, FakeTwilio
+from transports.twilio.emulator.client import ULAW_SILENCE, FakeTwilio
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_MS = 20
@@ -149,8 +149,8 @@ class ProviderRequest:
 def serve_fake_openai(conn: Connection, delay_s: float) -> None:
     """The fake OpenAI API, in its own process so it shares no interpreter lock with the
     callers: its work must not be mistaken for the bridge's."""
-    from bridge.heap import settle
-    from tests.fake_openai import ChatScript, FakeOpenAI
+    from bridge.ops.heap import settle
+    from tests.fakes.openai_server import ChatScript, FakeOpenAI
 
     fake = FakeOpenAI(api_key=FAKE_KEY).start()
     settle()  # as the bridge does: a full collection of the fake's heap would stall it
@@ -203,7 +203,7 @@ async def provider(
             env = {"BRIDGE_OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": FAKE_KEY}
             yield env, 3 * delay_s, served
     elif agent == "openai-realtime":
-        from tests.fake_realtime import FakeRealtime, Reply
+        from tests.fakes.realtime_server import FakeRealtime, Reply
 
         realtime = FakeRealtime(api_key=FAKE_KEY, default_reply=Reply(audio_ms=1500), pace=1.0)
         realtime.response_delay_s = delay_s

@@ -14,22 +14,22 @@ from typing import Any
 from starlette.applications import Starlette
 
 from bridge import __version__
-from bridge.admission import Admission, ClientAddress, TokenBuckets
 from bridge.agents import build_agent_factory
-from bridge.device_auth import DeviceAuthenticator, DeviceSettings
-from bridge.devices import DeviceGate
-from bridge.drain import Drainer
-from bridge.fastpath import FastWebSocketPaths
-from bridge.limits import Backoff, FailureLimiter
-from bridge.logs import install_redaction
-from bridge.looplag import monitor_loop_lag
-from bridge.metrics import Metrics
-from bridge.records.service import CallRecords
+from bridge.call_records.service import CallRecords
+from bridge.ops.admission import Admission, ClientAddress, TokenBuckets
+from bridge.ops.drain import Drainer
+from bridge.ops.logs import install_redaction
+from bridge.ops.looplag import monitor_loop_lag
+from bridge.ops.metrics import Metrics
 from bridge.routes import routes, websocket_routes
+from bridge.server.fastpath import FastWebSocketPaths
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
-from bridge.twilio_auth import TwilioSignatures
-from bridge.twilio_rest import TwilioRest
+from bridge.toys.credentials import DeviceAuthenticator, DeviceSettings
+from bridge.toys.failure_limits import Backoff, FailureLimiter
+from bridge.toys.gate import DeviceGate
+from bridge.twilio.rest import TwilioRest
+from bridge.twilio.signatures import TwilioSignatures
 from pipeline.agents.base import AgentFactory
 from pipeline.endpointing import EndpointerConfig
 from pipeline.session import Observers, SessionConfig, SessionObserver

@@ -30,9 +30,9 @@ def _settings_or_none() -> Settings | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge import heap, logs
     from bridge.app import create_app, uvicorn_options
-    from bridge.server import DrainingServer
+    from bridge.ops import heap, logs
+    from bridge.server.draining import DrainingServer
 
     settings = _settings_or_none()
     if settings is None:
@@ -90,7 +90,7 @@ def default_webhook(stream_url: str) -> str:
 async def _call(args: argparse.Namespace) -> int:
     from pipeline.audio import PCM16_8K, ULAW_8K, AudioSpec, Converter
     from pipeline.wav import read_wav, write_wav
-    from transports.twilio.emulator import FakeTwilio, new_sid
+    from transports.twilio.emulator.client import FakeTwilio, new_sid
 
     pcm, rate_hz = read_wav(args.wav)
     converter = Converter(AudioSpec("pcm16", rate_hz), ULAW_8K)
@@ -149,7 +149,7 @@ async def _call(args: argparse.Namespace) -> int:
 async def _toy(args: argparse.Namespace) -> int:
     from pipeline.audio import PCM16_16K, AudioSpec, Converter
     from pipeline.wav import read_wav, write_wav
-    from transports.esp32.emulator import FakeToy, ToyClosed
+    from transports.esp32.emulator.client import FakeToy, ToyClosed
 
     pcm, rate_hz = read_wav(args.wav)
     converter = Converter(AudioSpec("pcm16", rate_hz), PCM16_16K)
@@ -201,9 +201,9 @@ E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 def _dial(args: argparse.Namespace) -> int:
     """Place an outbound call through Twilio's REST API and connect it to the agent."""
-    from bridge import twiml
     from bridge.routes import STREAM_PATH
-    from bridge.twilio_rest import TwilioRest
+    from bridge.twilio import twiml
+    from bridge.twilio.rest import TwilioRest
 
     settings = _settings_or_none()
     if settings is None:
@@ -262,9 +262,9 @@ def _settings(args: argparse.Namespace) -> int:
 
 
 def _calls(args: argparse.Namespace) -> int:
-    from bridge.records import report
-    from bridge.records.store import open_store
-    from bridge.records.url import parse_records_url
+    from bridge.call_records import report
+    from bridge.call_records.store import open_store
+    from bridge.call_records.url import parse_records_url
 
     try:
         url = args.url if args.url is not None else Settings.from_env().records_url

@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bridge import twiml
-from bridge.admission import RATE_LIMITED
-from bridge.devices import deny
-from bridge.twilio_auth import public_origin
+from bridge.ops.admission import RATE_LIMITED
+from bridge.toys.gate import deny
+from bridge.twilio import twiml
+from bridge.twilio.signatures import public_origin
 from transports.esp32.adapter import serve_esp32
 from transports.twilio import binding
 from transports.twilio.adapter import serve_twilio

@@ -565,7 +565,7 @@ class Settings:
     def uvicorn_ws(self) -> str:
         """The ``ws`` argument for uvicorn."""
         if self.ws_impl == "batched":
-            return "bridge.wsprotocol:BatchedWebSocketProtocol"
+            return "bridge.server.wsprotocol:BatchedWebSocketProtocol"
         return self.ws_impl
 
     @classmethod

@@ -22,7 +22,7 @@ from typing import Final
 
 from pipeline.audio import AudioSpec, Converter, Reframer
 from pipeline.ports import CallPort
-from pipeline.recording import AudioTap
+from pipeline.wav_recorder import AudioTap
 
 _AUDIO: Final = 0
 _END: Final = 1

@@ -24,7 +24,7 @@ from typing import Any
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
-from pipeline.calllog import CallLog
+from pipeline.call_logger import CallLog
 from pipeline.endpointing import (
     VAD_RATES_HZ,
     Endpointer,
@@ -35,8 +35,8 @@ from pipeline.endpointing import (
 )
 from pipeline.playout import Playout, PlayoutConfig
 from pipeline.ports import CallPort
-from pipeline.recording import AudioTap
 from pipeline.tasks import TaskSet
+from pipeline.wav_recorder import AudioTap
 
 log = logging.getLogger("pipeline.session")
 

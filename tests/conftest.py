@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +12,8 @@ import pytest
 from bridge.app import create_app
 from bridge.settings import Settings
 from pipeline.agents.base import AgentFactory
-from pipeline.audio import ULAW_8K, AudioSpec, Converter
-from pipeline.wav import read_wav
-from tests.serverthread import ServerThread
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-MakeServer = Callable[..., ServerThread]
-
-
-def load_ulaw(name: str, gain: float = 1.0) -> bytes:
-    """A speech fixture as Twilio would send it: μ-law, 8 kHz."""
-    import numpy as np
-
-    pcm, rate_hz = read_wav(FIXTURES / name)
-    if gain != 1.0:
-        samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) * gain
-        pcm = samples.clip(-32768, 32767).astype(np.int16).tobytes()
-    converter = Converter(AudioSpec("pcm16", rate_hz), ULAW_8K)
-    return converter.process(pcm) + converter.flush()
+from tests.support.audio import load_ulaw
+from tests.support.serverthread import MakeServer, ServerThread
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bridge.app import create_app  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
-from tests.serverthread import ServerThread  # noqa: E402
+from tests.support.serverthread import ServerThread  # noqa: E402
 
 SECRET = "firmware-e2e-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789"
 TOY_HOST = os.environ.get("TOY_HOST", str(ROOT / "build" / "firmware" / "toy-host"))

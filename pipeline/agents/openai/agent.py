@@ -33,7 +33,7 @@ from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
 from pipeline.agents.openai.memory import Conversation, SpokenReply, SpokenSentence
 from pipeline.agents.persona import Persona, PersonaBook
 from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
-from pipeline.calllog import CallLog
+from pipeline.call_logger import CallLog
 
 T = TypeVar("T")
 

@@ -45,7 +45,7 @@ from pipeline.agents.realtime.connect import (
 )
 from pipeline.agents.realtime.inbox import AudioInbox
 from pipeline.audio import PCM16_24K, ULAW_8K, AudioSpec
-from pipeline.calllog import CallLog
+from pipeline.call_logger import CallLog
 
 log = logging.getLogger("pipeline.agents.realtime")
 
