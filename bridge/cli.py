@@ -30,7 +30,8 @@ def _settings_or_none() -> Settings | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge.app import create_app, uvicorn_options
+    from bridge.app import create_app
+    from bridge.server.config import uvicorn_options
     from bridge.ops import heap, logs
     from bridge.server.draining import DrainingServer
 

@@ -6,8 +6,9 @@ import logging
 from collections import defaultdict
 
 from pipeline.agents.base import AgentFactory, CallInfo
+from pipeline.observers import SessionObserver
 from pipeline.ports import CallPort
-from pipeline.session import CallSession, SessionConfig, SessionObserver
+from pipeline.session import CallSession, SessionConfig
 from transports.base import AgentUnavailable, CallRequest, Rejected
 
 log = logging.getLogger("bridge.switchboard")

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pipeline.audio import AudioSpec, Converter, Reframer
-from pipeline.ports import CallPort
-from pipeline.wav_recorder import AudioTap
+from pipeline.ports import AudioTap, CallPort
 
 _AUDIO: Final = 0
 _END: Final = 1

@@ -1,4 +1,8 @@
-"""The contract between a transport adapter and the transport-agnostic :class:`CallSession`.
+"""The contracts at a call's edges: the transport's :class:`CallPort`, and the :class:`AudioTap`
+that sees the call's audio both ways (a recording).
+
+The port is the contract between a transport adapter and the transport-agnostic
+:class:`~pipeline.session.CallSession`.
 
 A transport implements :class:`CallPort` for one call. Every method is called from the
 session's single playout path in order, so a transport never sees interleaved writes from the
@@ -55,3 +59,16 @@ class CallPort(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """End the call from our side (after the goodbye has played)."""
+
+
+class AudioTap(Protocol):
+    """Receives a call's audio as it passes the pipeline's edges."""
+
+    def inbound(self, data: bytes) -> None:
+        """Caller audio in the port's ``wire_in`` format, as it arrives."""
+
+    def outbound(self, chunk: bytes, play_at_s: float) -> None:
+        """Agent audio in the port's ``wire_out`` format, due to play at ``play_at_s``."""
+
+    def close(self) -> None:
+        """The call is over: write what is left."""

@@ -33,10 +33,10 @@ from pipeline.endpointing import (
     TentativeTurn,
     UserTurn,
 )
+from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout, PlayoutConfig
-from pipeline.ports import CallPort
+from pipeline.ports import AudioTap, CallPort
 from pipeline.tasks import TaskSet
-from pipeline.wav_recorder import AudioTap
 
 log = logging.getLogger("pipeline.session")
 
@@ -46,95 +46,6 @@ DRAIN_GRACE_S = 2.0
 HANGUP_PLAYOUT_TIMEOUT_S = 30.0
 #: how often a call that must end looks again whether its reply has finished playing
 REPLY_POLL_S = 0.25
-
-
-@dataclass(slots=True)
-class SessionStats:
-    """Counters for the end-of-call summary line, metrics and call records."""
-
-    frames_in: int = 0
-    bytes_in: int = 0
-    user_turns: int = 0
-    agent_turns: int = 0
-    barge_ins: int = 0
-    agent_errors: int = 0
-    turn_latency_ms: list[float] = field(default_factory=list)
-
-
-class SessionObserver:
-    """Hooks for metrics and call records; the default does nothing.
-
-    Hooks run synchronously on the event loop inside the call's own code path, so they must be
-    cheap and must not raise (an :class:`Observers` group logs and swallows what they raise).
-    """
-
-    def on_session_created(self, session: CallSession) -> None:
-        """The session exists and nothing runs yet (no greeting, no audio): attach taps here."""
-
-    def on_call_started(self, session: CallSession) -> None:
-        """The session is registered and its agent started."""
-
-    def on_call_ended(self, session: CallSession) -> None:
-        """The session is closed; ``session.end_reason`` and ``session.stats`` are final."""
-
-    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
-        """The endpointer (or the far end) committed a user turn of ``speech_ms``."""
-
-    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
-        pass
-
-    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
-        pass
-
-    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
-        pass
-
-    def on_agent_error(self, session: CallSession, kind: str) -> None:
-        pass
-
-
-class Observers(SessionObserver):
-    """Fans every hook out to several observers (metrics, call records, recordings).
-
-    One failing observer is logged and skipped: bookkeeping must never break a live call.
-    """
-
-    def __init__(self, *observers: SessionObserver) -> None:
-        self._observers: list[SessionObserver] = list(observers)
-
-    def add(self, observer: SessionObserver) -> None:
-        self._observers.append(observer)
-
-    def _each(self, hook: str, *args: Any) -> None:
-        for observer in self._observers:
-            try:
-                getattr(observer, hook)(*args)
-            except Exception:
-                log.exception("observer %s.%s failed", type(observer).__name__, hook)
-
-    def on_session_created(self, session: CallSession) -> None:
-        self._each("on_session_created", session)
-
-    def on_call_started(self, session: CallSession) -> None:
-        self._each("on_call_started", session)
-
-    def on_call_ended(self, session: CallSession) -> None:
-        self._each("on_call_ended", session)
-
-    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
-        self._each("on_user_turn", session, turn_id, speech_ms)
-
-    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
-        self._each("on_turn_latency", session, turn_id, latency_ms)
-
-    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
-        self._each("on_barge_in", session, turn_id, heard_ms)
-
-    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
-        self._each("on_transcript", session, turn_id, role, text)
-
-    def on_agent_error(self, session: CallSession, kind: str) -> None:
-        self._each("on_agent_error", session, kind)
 
 
 @dataclass(frozen=True, slots=True)

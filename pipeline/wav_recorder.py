@@ -26,7 +26,6 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -42,19 +41,6 @@ GAP_MS = 250
 #: a caller stream more than this ahead of real time is dropped (a peer flooding audio)
 MAX_AHEAD_MS = 2000
 _HEADER_BYTES = 44
-
-
-class AudioTap(Protocol):
-    """Receives a call's audio as it passes the pipeline's edges."""
-
-    def inbound(self, data: bytes) -> None:
-        """Caller audio in the port's ``wire_in`` format, as it arrives."""
-
-    def outbound(self, chunk: bytes, play_at_s: float) -> None:
-        """Agent audio in the port's ``wire_out`` format, due to play at ``play_at_s``."""
-
-    def close(self) -> None:
-        """The call is over: write what is left."""
 
 
 def wav_header(rate_hz: int, channels: int, data_bytes: int) -> bytes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bridge.call_records.model import CallRow, TurnRow
 from bridge.call_records.writer import RecordWriter
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 from transports.base import mask_phone
 
 #: turns of one call kept in memory for late updates; older ones are complete
@@ -34,15 +34,15 @@ class CallRecorder(SessionObserver):
     def __init__(
         self,
         writer: RecordWriter,
-        recording_path: Callable[[CallSession], str] | None = None,
+        recording_path: Callable[[ObservedCall], str] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._writer = writer
         self._recording_path = recording_path
         self._now = wall_clock
-        self._calls: dict[CallSession, _Call] = {}
+        self._calls: dict[ObservedCall, _Call] = {}
 
-    def _call(self, session: CallSession) -> _Call:
+    def _call(self, session: ObservedCall) -> _Call:
         """The call's state, created (and its row written) on whichever hook comes first."""
         state = self._calls.get(session)
         if state is None:
@@ -68,25 +68,25 @@ class CallRecorder(SessionObserver):
                 del state.turns[min(state.turns)]
         return turn
 
-    def on_session_created(self, session: CallSession) -> None:
+    def on_session_created(self, session: ObservedCall) -> None:
         self._call(session)
 
-    def on_call_started(self, session: CallSession) -> None:
+    def on_call_started(self, session: ObservedCall) -> None:
         self._call(session)
 
-    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
+    def on_user_turn(self, session: ObservedCall, turn_id: int, speech_ms: float) -> None:
         state = self._call(session)
         turn = self._turn(state, turn_id)
         turn.user_speech_ms = round(speech_ms, 1)
         state.last_turn_id = turn_id
         self._writer.submit(turn)
 
-    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+    def on_turn_latency(self, session: ObservedCall, turn_id: int, latency_ms: float) -> None:
         turn = self._turn(self._call(session), turn_id)
         turn.latency_ms = round(latency_ms, 1)
         self._writer.submit(turn)
 
-    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
+    def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
         state = self._call(session)
         if role == "dtmf":
             state.row.dtmf += text
@@ -99,7 +99,7 @@ class CallRecorder(SessionObserver):
             turn.assistant_text = _join(turn.assistant_text, text)
         self._writer.submit(turn)
 
-    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
+    def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         state = self._call(session)
         state.row.barge_ins += 1
         turn = self._turn(state, turn_id)
@@ -107,7 +107,7 @@ class CallRecorder(SessionObserver):
         turn.heard_ms = round(heard_ms, 1)
         self._writer.submit(turn)
 
-    def on_agent_error(self, session: CallSession, kind: str) -> None:
+    def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         state = self._call(session)
         state.row.agent_errors += 1
         if state.last_turn_id is None:
@@ -117,7 +117,7 @@ class CallRecorder(SessionObserver):
         turn.agent_error = _join(turn.agent_error, kind, ",")
         self._writer.submit(turn)
 
-    def on_call_ended(self, session: CallSession) -> None:
+    def on_call_ended(self, session: ObservedCall) -> None:
         state = self._call(session)
         del self._calls[session]
         row = state.row
@@ -126,9 +126,6 @@ class CallRecorder(SessionObserver):
         row.agent_errors = max(row.agent_errors, session.stats.agent_errors)
         row.barge_ins = max(row.barge_ins, session.stats.barge_ins)
         self._writer.submit(row)
-
-    def live_calls(self) -> int:
-        return len(self._calls)
 
 
 def _join(before: str, text: str, sep: str = " ") -> str:

@@ -11,7 +11,7 @@ from bridge.call_records.url import parse_records_url
 from bridge.call_records.wav_files import Recordings
 from bridge.call_records.writer import RecordWriter
 from bridge.settings import Settings
-from pipeline.session import SessionObserver
+from pipeline.observers import SessionObserver
 
 log = logging.getLogger("bridge.call_records")
 

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 from pipeline.wav_recorder import CallRecording
 
 log = logging.getLogger("bridge.call_records")
@@ -23,15 +23,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 class Recordings(SessionObserver):
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self._paths: dict[CallSession, Path] = {}
+        self._paths: dict[ObservedCall, Path] = {}
         self.failures = 0
 
-    def path_for(self, session: CallSession) -> str:
+    def path_for(self, session: ObservedCall) -> str:
         """The session's recording file ('' when it is not recorded)."""
         path = self._paths.get(session)
         return str(path) if path is not None else ""
 
-    def on_session_created(self, session: CallSession) -> None:
+    def on_session_created(self, session: ObservedCall) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = _UNSAFE.sub("_", session.call.call_id)[:100] or "call"
         path = self.directory / f"{stamp}-{name}.wav"
@@ -44,6 +44,6 @@ class Recordings(SessionObserver):
         self._paths[session] = path
         session.attach_tap(recording)
 
-    def on_call_ended(self, session: CallSession) -> None:
+    def on_call_ended(self, session: ObservedCall) -> None:
         # the session closed the tap itself before this hook
         self._paths.pop(session, None)

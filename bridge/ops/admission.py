@@ -145,9 +145,14 @@ class Admission:
         limit = self.limits.get(transport, self.max_total)
         return self.held.get(transport, 0) < limit and self.total() < self.max_total
 
-    def refusal(self, transport: str, ip: str) -> str | None:
-        """Why a new call of ``transport`` from ``ip`` must be refused now, or None."""
-        if not self.rate.take(ip):
+    def refusal(self, transport: str, ip: str, *, rate_limited: bool = True) -> str | None:
+        """Why a new call of ``transport`` from ``ip`` must be refused now, or None.
+
+        ``rate_limited=False`` exempts an authenticated request from the per-IP rate (Twilio
+        itself, whose calls arrive in bursts from a few shared addresses); capacity and a
+        drain still apply to it.
+        """
+        if rate_limited and not self.rate.take(ip):
             return RATE_LIMITED
         if self.draining:
             return DRAINING

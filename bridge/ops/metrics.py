@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 
 #: turn latency: from the committed user turn to the first reply audio, 100 ms to 5 s
 TURN_LATENCY_BUCKETS_S = (
@@ -138,15 +138,15 @@ class MetricsObserver(SessionObserver):
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
 
-    def on_call_ended(self, session: CallSession) -> None:
+    def on_call_ended(self, session: ObservedCall) -> None:
         reason = self._m.end_reason_label(session.end_reason)
         self._m.calls_ended.labels(session.call.transport, reason).inc()
 
-    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+    def on_turn_latency(self, session: ObservedCall, turn_id: int, latency_ms: float) -> None:
         self._m.turn_latency.labels(session.call.transport).observe(latency_ms / 1000)
 
-    def on_barge_in(self, session: CallSession, turn_id: int, heard_ms: float) -> None:
+    def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         self._m.barge_ins.labels(session.call.transport).inc()
 
-    def on_agent_error(self, session: CallSession, kind: str) -> None:
+    def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         self._m.agent_errors.labels(session.call.transport, self._m.error_kind_label(kind)).inc()

@@ -41,13 +41,6 @@ class Settings(
 ):
     """Every setting; fields come in the order of the bases from last to first (server first)."""
 
-    @property
-    def uvicorn_ws(self) -> str:
-        """The ``ws`` argument for uvicorn."""
-        if self.ws_impl == "batched":
-            return "bridge.server.wsprotocol:BatchedWebSocketProtocol"
-        return self.ws_impl
-
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field[Any], ...]:
         return dataclasses.fields(cls)

@@ -40,7 +40,7 @@ class ServerSettings:
         "BRIDGE_WS_IMPL",
         "batched",
         "WebSocket implementation: `batched` (uvicorn's sans-I/O one with batched flow "
-        "control, see bridge/wsprotocol.py) or uvicorn's stock ones.",
+        "control, see bridge/server/wsprotocol.py) or uvicorn's stock `websockets-sansio`.",
         choices=("batched", "websockets-sansio"),
     )
     max_message_bytes: int = setting(

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
+from bridge.refusals import deny
 from bridge.toys.credentials import (
     DeviceAuthenticator,
     DeviceAuthError,
@@ -84,9 +84,3 @@ class DeviceGate:
     def subprotocol(self, ws: WebSocket) -> str | None:
         """Echo ``arduino`` when offered; never require it (spec C4)."""
         return SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", []) else None
-
-
-async def deny(ws: WebSocket, status: int, text: str, retry_after_s: int | None = None) -> None:
-    """Refuse an upgrade with a plain HTTP answer: never a 101 followed by a close."""
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
-    await ws.send_denial_response(PlainTextResponse(text, status_code=status, headers=headers))

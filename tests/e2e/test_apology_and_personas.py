@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.agents import persona_book
 from bridge.settings import Settings
+from bridge.wiring import persona_book
 from pipeline.agents.base import CallInfo
 from pipeline.agents.persona import Persona, PersonaBook, PersonaError
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, ULAW_8K
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 from tests.fakes.agents import Factory, FailingTurnAgent, ToneAgent
 from tests.support.serverthread import MakeServer
 from tests.support.twilio_calls import open_call, say_and_listen
@@ -62,7 +62,7 @@ class ExplodingObserver(SessionObserver):
     def __init__(self) -> None:
         self.calls = 0
 
-    def on_user_turn(self, session: CallSession, turn_id: int, speech_ms: float) -> None:
+    def on_user_turn(self, session: ObservedCall, turn_id: int, speech_ms: float) -> None:
         self.calls += 1
         raise RuntimeError("metrics backend down")
 

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.agents.openai.audio_io import TTS_SPEC
 from pipeline.apology import apology_audio
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 from tests.fakes.openai_server import ChatScript, FakeOpenAI, Fault, tts_ms
 from tests.support.serverthread import MakeServer, ServerThread
 from tests.support.toys import hello_16k, open_toy
@@ -59,7 +59,7 @@ class Transcripts(SessionObserver):
     def __init__(self) -> None:
         self.lines: list[tuple[int, str, str]] = []
 
-    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
+    def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
         self.lines.append((turn_id, role, text))
 
 
@@ -194,7 +194,7 @@ class Latencies(SessionObserver):
     def __init__(self) -> None:
         self.ms: list[float] = []
 
-    def on_turn_latency(self, session: CallSession, turn_id: int, latency_ms: float) -> None:
+    def on_turn_latency(self, session: ObservedCall, turn_id: int, latency_ms: float) -> None:
         self.ms.append(latency_ms)
 
 

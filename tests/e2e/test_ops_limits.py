@@ -20,7 +20,8 @@ from tests.support.twilio_calls import (
     open_call,
     say_and_listen,
 )
-from transports.twilio.emulator.client import FakeTwilio
+from tests.support.twilio_signing import TOKEN, signed_webhook, stream_headers
+from transports.twilio.emulator.client import FakeTwilio, new_sid
 
 HEALTHY_IP = "198.51.100.1"
 FLOOD_IP = "203.0.113.9"
@@ -161,6 +162,37 @@ async def test_a_flooding_ip_is_rate_limited_and_nobody_else(
     assert sample(samples, rejected, route="twiml", reason="rate_limited") == 1
     assert sample(samples, rejected, route="stream", reason="rate_limited") == 1
     assert sample(samples, rejected, route="esp32", reason="rate_limited") == 1
+
+
+async def test_twilio_bursts_with_valid_signatures_are_never_rate_limited(
+    make_server: MakeServer,
+) -> None:
+    """Twilio connects calls in bursts from a few shared addresses: 100 signed webhooks and
+    100 signed stream upgrades within seconds pass a limit of 4; the unsigned and the badly
+    signed are still limited (and the latter then refused as unauthenticated)."""
+    server = make_server(
+        echo_factory(),
+        TWILIO_AUTH_TOKEN=TOKEN,
+        BRIDGE_RATE_LIMIT_PER_S=0.1,
+        BRIDGE_RATE_LIMIT_BURST=4,
+    )
+    calls = 100
+    for _ in range(calls):
+        twiml = await signed_webhook(server, new_sid("CA"))
+        assert "<Connect>" in twiml
+    headers = stream_headers(server)
+    for _ in range(calls):
+        async with connect(f"{server.ws}/stream", additional_headers=headers, open_timeout=5):
+            pass
+    bad = {"X-Twilio-Signature": "bm90LWEtc2lnbmF0dXJl"}
+    statuses = [await stream_denied_status(server, bad) for _ in range(6)]
+    assert statuses == [403] * 4 + [429] * 2
+    for _ in range(4):  # the unsigned webhooks share the same exhausted bucket
+        assert is_busy(await post_webhook(server.http, {}))
+    samples = await scrape(server.http)
+    assert sample(samples, REJECTED, route="stream", reason="rate_limited") == 2
+    assert sample(samples, REJECTED, route="stream", reason="auth") == 4
+    assert sample(samples, REJECTED, route="twiml", reason="rate_limited") == 4
 
 
 async def test_forwarded_for_is_ignored_unless_trusted(make_server: MakeServer) -> None:

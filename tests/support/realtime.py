@@ -9,7 +9,7 @@ from typing import Any
 from bridge.agents import build_agent_factory
 from bridge.settings import Settings
 from pipeline.g711 import pcm16_to_ulaw
-from pipeline.session import CallSession, SessionObserver
+from pipeline.observers import ObservedCall, SessionObserver
 from tests.fakes.agents import Factory, tone_pcm
 from tests.fakes.realtime_server import API_KEY, FakeRealtime, Reply
 from tests.support.serverthread import MakeServer, ServerThread
@@ -43,7 +43,7 @@ class TranscriptLog(SessionObserver):
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
-    def on_transcript(self, session: CallSession, turn_id: int, role: str, text: str) -> None:
+    def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
         self.lines.append((role, text))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Self, TypeVar
 
 import uvicorn
 
-from bridge.app import uvicorn_options
+from bridge.server.config import uvicorn_options
 from bridge.server.fastpath import FastWebSocketPaths
 from bridge.settings import Settings
 
