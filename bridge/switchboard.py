@@ -6,12 +6,16 @@ import logging
 from collections import defaultdict
 
 from pipeline.agents.base import AgentFactory, CallInfo
+from pipeline.lifecycle import Ending
 from pipeline.observers import SessionObserver
 from pipeline.ports import CallPort
 from pipeline.session import CallSession, SessionConfig
 from transports.base import AgentUnavailable, CallRequest, Rejected
 
 log = logging.getLogger("bridge.switchboard")
+
+#: close code of a device session replaced by a newer connection of the same device
+SUPERSEDED_CLOSE_CODE = 4000
 
 
 class Switchboard:
@@ -42,9 +46,8 @@ class Switchboard:
             if not request.supersede:
                 raise Rejected(1008, "a live session already exists for this call")
             previous.log.info("superseded by a new connection of the same device")
-            previous.end_reason = "superseded"
             del live[request.identity]
-            await previous.port.close(4000, "superseded")
+            previous.end(Ending.now("superseded", SUPERSEDED_CLOSE_CODE))
         call = CallInfo(
             call_id=request.call_id,
             transport=request.transport,

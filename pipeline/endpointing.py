@@ -45,7 +45,6 @@ class EndpointerConfig:
 
 class EndpointEvent(Enum):
     SPEECH_STARTED = "speech_started"
-    TURN_ENDED = "turn_ended"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,14 @@ The transport adapter owns the socket and calls, from its receive loop:
 * :meth:`CallSession.push_audio` for every inbound audio message. It is synchronous and
   cheap (decode, endpointer); it never waits on the agent. Rare consequences (a turn ends,
   the user barges in) start a task, never one per frame.
-* :meth:`dtmf`, :meth:`end_of_speech`, :meth:`interrupt` for control messages.
+* :meth:`dtmf`, :meth:`end_of_speech`, :meth:`interrupt`, :meth:`drop_turn` for control
+  messages and the transport's own watchdogs.
 * :meth:`close` exactly once when the socket is gone, whatever the reason.
 
-The session owns the call's tasks (pacer, agent turns, hang-up) in one :class:`TaskSet`;
-closing the session cancels them all.
+Anything that wants the call to end (the agent's goodbye, a limit, a drain, a failure) asks
+through :meth:`end` with an :class:`~pipeline.lifecycle.Ending`; ``pipeline/lifecycle.py``
+holds the phases and what may follow what. The session owns the call's tasks (pacer, agent
+turns, the ending) in one :class:`TaskSet`; closing the session cancels them all.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from pipeline.endpointing import (
     TentativeTurn,
     UserTurn,
 )
+from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout, PlayoutConfig
 from pipeline.ports import AudioTap, CallPort
 from pipeline.tasks import TaskSet
+from pipeline.time_limits import TimeLimits
 
 log = logging.getLogger("pipeline.session")
 
@@ -79,18 +84,16 @@ class CallSession(AgentOutput):
         self.stats = SessionStats()
         self.started_at = clock()
         self.end_reason = ""
+        self.phase = Phase.LIVE
         self._clock = clock
         self.log = CallLog.of(log, call.call_id, call.transport)
-        self._tasks = TaskSet(call.call_id, on_error=self._task_failed)
+        self.tasks = TaskSet(call.call_id, on_error=self._task_failed)
         self._turn_seq = 0
         self._current_turn: int | None = None
         self._turn_task: asyncio.Task[Any] | None = None
         self._turn_ended_at: dict[int, float] = {}
-        self._closing = False
-        self._hangup_reason: str | None = None
-        self._ending = False
-        self._closed = asyncio.Event()
         self.last_activity = self.started_at
+        self._limits = TimeLimits(cfg.idle_timeout_s, cfg.max_duration_s)
         #: sees the call's audio both ways (a recording); None costs nothing per frame
         self.tap: AudioTap | None = None
         # inbound: wire -> PCM16 at a rate the endpointer accepts
@@ -101,11 +104,7 @@ class CallSession(AgentOutput):
         if agent.detects_turns:
             self._to_agent = Converter(port.wire_in, agent.input_spec)
         self.playout = Playout(
-            port,
-            agent.output_spec,
-            cfg.playout,
-            clock=clock,
-            on_first_audio=self._first_audio,
+            port, agent.output_spec, cfg.playout, clock=clock, on_first_audio=self._first_audio
         )
 
     @staticmethod
@@ -113,8 +112,6 @@ class CallSession(AgentOutput):
         """The PCM16 format a session hands to non-streaming agents for ``wire_in``."""
         rate = wire_in.rate_hz if wire_in.rate_hz in VAD_RATES_HZ else PCM16_16K.rate_hz
         return AudioSpec("pcm16", rate)
-
-    # -- lifecycle -------------------------------------------------------------------------
 
     def attach_tap(self, tap: AudioTap) -> None:
         """Show ``tap`` every inbound frame and every outbound chunk from now on."""
@@ -124,19 +121,34 @@ class CallSession(AgentOutput):
     async def start(self) -> None:
         """Start the pacer and the agent (which may queue a greeting)."""
         self.observer.on_session_created(self)
-        self._tasks.spawn(self.playout.run(), "pacer")
-        if self.config.idle_timeout_s > 0 or self.config.max_duration_s > 0:
-            self._tasks.spawn(self._enforce_time_limits(), "limits")
+        self.tasks.spawn(self.playout.run(), "pacer")
+        if self._limits.enabled:
+            self.tasks.spawn(self._enforce_time_limits(), "limits")
         await self.agent.start(self)
 
-    async def close(self, reason: str) -> None:
-        """Tear down: cancel every task, close the agent, log one summary line. Idempotent."""
-        if self._closed.is_set():
+    # -- the end (pipeline/lifecycle.py) ---------------------------------------------------
+
+    def end(self, ending: Ending) -> None:
+        """Ask the call to end as ``ending`` says; a request that comes too late is ignored."""
+        phase = next_phase(self.phase, ending.via)
+        if phase is None or phase is Phase.CLOSED:
             return
-        self._closed.set()
-        self._closing = True
+        self.phase = phase
+        if phase is Phase.ENDING:
+            self.tasks.spawn(self._end_after_reply(ending), "ending")
+        elif phase is Phase.HANGING_UP:
+            self.tasks.spawn(self._hang_up(ending), "hangup")
+        else:
+            self.tasks.spawn(self._close_port(ending), "close")
+
+    async def close(self, reason: str) -> None:
+        """The transport's socket is gone: cancel every task, close the agent, tell the
+        observers, log one summary line. Idempotent."""
+        if self.phase is Phase.CLOSED:
+            return
+        self.phase = Phase.CLOSED
         self.end_reason = self.end_reason or reason
-        await self._tasks.cancel_all()
+        await self.tasks.cancel_all()
         try:
             await asyncio.wait_for(self.agent.close(), timeout=1.0)
         except Exception as exc:  # an agent failing to close must not break teardown
@@ -165,16 +177,65 @@ class CallSession(AgentOutput):
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self.phase is Phase.CLOSED
 
-    def task_count(self) -> int:
-        return len(self._tasks)
+    async def _end_after_reply(self, ending: Ending) -> None:
+        """ENDING: never cut a reply (no event marks its end, so look again now and then);
+        then the farewell, then the hang-up."""
+        while self.responding:  # noqa: ASYNC110 - the port's playback has no event
+            await asyncio.sleep(REPLY_POLL_S)
+        if self.phase is not Phase.ENDING:
+            return  # a sooner end took over meanwhile
+        self.log.info("ending the call: %s", ending.reason)
+        if ending.farewell:
+            turn = self.begin_turn()
+            try:
+                await self.agent.farewell(turn, self)
+            finally:
+                self.end_turn(turn)
+        self.end(Ending.after_audio(ending.reason, ending.close_code))
+
+    async def _hang_up(self, ending: Ending) -> None:
+        """HANGING_UP: let the goodbye play out and be heard, then close the port."""
+        turn_task = self._turn_task
+        if turn_task is not None and turn_task is not asyncio.current_task():
+            await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.playout.wait_idle(), HANGUP_PLAYOUT_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning("goodbye did not finish playing in time")
+        await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
+        if self.phase is Phase.HANGING_UP:
+            self.end(Ending.now(ending.reason, ending.close_code))
+
+    async def _close_port(self, ending: Ending) -> None:
+        """CLOSING: the port closes now; the transport then reports its socket gone."""
+        self.end_reason = self.end_reason or ending.reason
+        await self.port.close(ending.close_code, ending.wire_reason)
+
+    async def _enforce_time_limits(self) -> None:
+        """One task per call: sleeps until the nearest deadline (idle or total duration)."""
+        while self.phase is Phase.LIVE:
+            when_s, reason = self._limits.next_deadline(self.started_at, self.last_activity)
+            now_s = self._clock()
+            if when_s > now_s:
+                await asyncio.sleep(when_s - now_s)
+            elif self.responding:  # never cut a reply: look again once it has played
+                await asyncio.sleep(REPLY_POLL_S)
+            else:
+                self.end(Ending.politely(reason))
+
+    def _task_failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
+        """An unexpected error inside the call: close its socket with 1011."""
+        self.log.error("task %s failed", task.get_name(), exc_info=exc)
+        self.end_reason = "error"
+        self.end(Ending.now("error", 1011, close_text="internal error"))
 
     # -- inbound (called by the transport's receive loop) ----------------------------------
 
     def push_audio(self, data: bytes) -> None:
         """Inbound audio in ``port.wire_in`` format. Synchronous and cheap by design."""
-        if self._closing or not data:
+        if self.phase not in LISTENING or not data:
             return
         self.stats.frames_in += 1
         self.stats.bytes_in += len(data)
@@ -185,15 +246,11 @@ class CallSession(AgentOutput):
             return
         for event in self._endpointer.push(self._to_vad.process(data)):
             if event is EndpointEvent.SPEECH_STARTED:
-                self._on_speech_started()
+                self.user_speech_started()
             elif isinstance(event, UserTurn):
                 self._on_user_turn(event)
             elif isinstance(event, TentativeTurn):
                 self.agent.prepare(self._turn_seq + 1, self._agent_audio(event.turn.pcm16))
-
-    def reset_listening(self) -> None:
-        """Forget partial speech (a half-duplex device stopped listening)."""
-        self._endpointer.reset()
 
     def end_of_speech(self) -> bool:
         """Explicit end of user speech from the far end; True if a turn was committed."""
@@ -204,11 +261,20 @@ class CallSession(AgentOutput):
         return True
 
     def dtmf(self, digit: str) -> None:
-        self.agent.dtmf(digit, self)
+        if self.phase in LISTENING:
+            self.agent.dtmf(digit, self)
 
     def interrupt(self) -> None:
-        """The far end asked to stop the current reply (a toy's button)."""
-        self._spawn_barge_in()
+        """The far end asked to stop the current reply (a toy's button): a barge-in."""
+        self._barge_in()
+
+    def drop_turn(self) -> int | None:
+        """The transport gave up on the current reply and told the far end itself (a toy's
+        watchdog): stop it here too; the agent hears it was cut before anything was heard."""
+        turn = self._stop_current_turn()
+        if turn is not None:
+            self.agent.interrupted(turn, 0.0)
+        return turn
 
     @property
     def responding(self) -> bool:
@@ -229,22 +295,7 @@ class CallSession(AgentOutput):
         turn = self._current_turn
         return turn is not None and self.playout.is_live(turn)
 
-    def abandon_turn(self) -> int | None:
-        """Drop the current turn without telling the far end (the transport does that)."""
-        turn = self._current_turn
-        if turn is None:
-            return None
-        self._current_turn = None
-        if self._turn_task is not None and not self._turn_task.done():
-            self._turn_task.cancel()
-        self.playout.cancel(turn)
-        self.agent.interrupted(turn, 0.0)
-        return turn
-
-    def _on_speech_started(self) -> None:
-        self.last_activity = self._clock()
-        if self.responding:
-            self._spawn_barge_in()
+    # -- turns and barge-in ----------------------------------------------------------------
 
     def _on_user_turn(self, turn: UserTurn) -> None:
         self.stats.user_turns += 1
@@ -255,7 +306,7 @@ class CallSession(AgentOutput):
             "user turn committed speech_ms=%d", turn.speech_ms, extra={"turn_id": turn_id}
         )
         audio = self._agent_audio(turn.pcm16)
-        self._turn_task = self._tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
+        self._turn_task = self.tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
 
     def _agent_audio(self, pcm16: bytes) -> bytes:
         """An utterance at the endpointer's rate, as the agent takes it: converted whole and
@@ -277,28 +328,6 @@ class CallSession(AgentOutput):
             return
         self.playout.end_turn(turn_id)
 
-    # -- barge-in --------------------------------------------------------------------------
-
-    def _spawn_barge_in(self) -> None:
-        turn = self._current_turn
-        if turn is None or self._closing:
-            return
-        # Stop generation and queued audio synchronously so nothing more is sent.
-        self._current_turn = None
-        if self._turn_task is not None and not self._turn_task.done():
-            self._turn_task.cancel()
-        self.playout.cancel(turn)
-        self._tasks.spawn(self._finish_barge_in(turn), f"barge{turn}")
-
-    async def _finish_barge_in(self, turn_id: int) -> None:
-        heard_ms = await self.port.interrupt(turn_id)
-        self.stats.barge_ins += 1
-        self.agent.interrupted(turn_id, heard_ms)
-        self.observer.on_barge_in(self, turn_id, heard_ms)
-        self.log.info("barge-in heard_ms=%.0f", heard_ms, extra={"turn_id": turn_id})
-
-    # -- AgentOutput -----------------------------------------------------------------------
-
     def _new_turn(self) -> int:
         self._turn_seq += 1
         turn_id = self._turn_seq
@@ -309,6 +338,42 @@ class CallSession(AgentOutput):
         self._current_turn = turn_id
         self.playout.open_turn(turn_id)
         return turn_id
+
+    def _stop_current_turn(self) -> int | None:
+        """Stop generation and drop queued audio of the current turn, synchronously, so
+        nothing more of it is sent; returns its id."""
+        turn = self._current_turn
+        if turn is None:
+            return None
+        self._current_turn = None
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
+        self.playout.cancel(turn)
+        return turn
+
+    def _barge_in(self) -> None:
+        if self.phase not in LISTENING:
+            return
+        turn = self._stop_current_turn()
+        if turn is not None:
+            self.tasks.spawn(self._finish_barge_in(turn), f"barge{turn}")
+
+    async def _finish_barge_in(self, turn_id: int) -> None:
+        heard_ms = await self.port.interrupt(turn_id)
+        self.stats.barge_ins += 1
+        self.agent.interrupted(turn_id, heard_ms)
+        self.observer.on_barge_in(self, turn_id, heard_ms)
+        self.log.info("barge-in heard_ms=%.0f", heard_ms, extra={"turn_id": turn_id})
+
+    def _first_audio(self, turn_id: int) -> None:
+        ended_at = self._turn_ended_at.pop(turn_id, None)
+        if ended_at is None:
+            return
+        latency_ms = (self._clock() - ended_at) * 1000
+        self.stats.turn_latency_ms.append(latency_ms)
+        self.observer.on_turn_latency(self, turn_id, latency_ms)
+
+    # -- AgentOutput -----------------------------------------------------------------------
 
     def begin_turn(self) -> int:
         self.stats.agent_turns += 1
@@ -321,9 +386,10 @@ class CallSession(AgentOutput):
         self.playout.end_turn(turn_id)
 
     def user_speech_started(self) -> None:
+        """The caller started speaking (our endpointer or the agent's own detection)."""
         self.last_activity = self._clock()
         if self.responding:
-            self._spawn_barge_in()
+            self._barge_in()
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.observer.on_transcript(self, turn_id, role, text)
@@ -343,91 +409,5 @@ class CallSession(AgentOutput):
         self.playout.end_turn(turn_id, ok=False)
 
     def hang_up(self, reason: str) -> None:
-        self._request_hang_up(reason, 1000)
-
-    def _request_hang_up(self, reason: str, close_code: int) -> None:
-        if self._hangup_reason is not None or self._closing:
-            return
-        self._hangup_reason = reason
-        self._tasks.spawn(self._hang_up(reason, close_code), "hangup")
-
-    async def _hang_up(self, reason: str, close_code: int = 1000) -> None:
-        """Let the goodbye play out and be heard, then close with ``close_code``."""
-        turn_task = self._turn_task
-        if turn_task is not None and turn_task is not asyncio.current_task():
-            await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
-        try:
-            await asyncio.wait_for(self.playout.wait_idle(), HANGUP_PLAYOUT_TIMEOUT_S)
-        except TimeoutError:
-            self.log.warning("goodbye did not finish playing in time")
-        await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
-        self.end_reason = reason
-        await self.port.close(close_code, reason)
-
-    def end_politely(self, reason: str, *, farewell: bool = True, close_code: int = 1000) -> None:
-        """End the call without cutting anyone off (a drain, a limit): the reply in progress
-        plays to its end, then the agent's optional ``farewell()``, then the transport's
-        ending with ``close_code``. Idempotent; a no-op once the call is already ending."""
-        if self._closing or self._ending or self._hangup_reason is not None:
-            return
-        self._tasks.spawn(self._end_politely(reason, farewell, close_code), "ending")
-
-    async def _end_politely(self, reason: str, farewell: bool, close_code: int) -> None:
-        while True:  # never cut a reply: end once it has played (no event marks that moment)
-            if not self.responding:
-                break
-            await asyncio.sleep(REPLY_POLL_S)
-        if self._ending or self._hangup_reason is not None:
-            return
-        self._ending = True
-        self.log.info("ending the call: %s", reason)
-        if farewell:
-            turn = self.begin_turn()
-            try:
-                await self.agent.farewell(turn, self)
-            finally:
-                self.end_turn(turn)
-        self._request_hang_up(reason, close_code)
-
-    async def _enforce_time_limits(self) -> None:
-        """One task per call: sleeps until the nearest deadline (idle or total duration)."""
-        cfg = self.config
-        while True:
-            now = self._clock()
-            deadlines = []
-            if cfg.idle_timeout_s > 0:
-                deadlines.append((self.last_activity + cfg.idle_timeout_s, "idle timeout"))
-            if cfg.max_duration_s > 0:
-                deadlines.append((self.started_at + cfg.max_duration_s, "maximum duration"))
-            when, reason = min(deadlines)
-            if when > now:
-                await asyncio.sleep(when - now)
-                continue
-            if self.responding:  # never cut a reply: look again once it has played
-                await asyncio.sleep(REPLY_POLL_S)
-                continue
-            await self._end_politely(reason, True, 1000)
-            return
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _first_audio(self, turn_id: int) -> None:
-        ended_at = self._turn_ended_at.pop(turn_id, None)
-        if ended_at is None:
-            return
-        latency_ms = (self._clock() - ended_at) * 1000
-        self.stats.turn_latency_ms.append(latency_ms)
-        self.observer.on_turn_latency(self, turn_id, latency_ms)
-
-    def _task_failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
-        self.log.error("task %s failed", task.get_name(), exc_info=exc)
-        self.end_reason = "error"
-        if not self._closing:
-            self._closing = True
-            asyncio.get_running_loop().call_soon(self._fail, exc)
-
-    def _fail(self, exc: BaseException) -> None:
-        """An unexpected error inside the call: close its socket with 1011."""
-        if self._closed.is_set():
-            return
-        self._tasks.spawn(self.port.close(1011, "internal error"), "fail-close")
+        """The agent's goodbye: ``end(Ending.after_audio(reason))``."""
+        self.end(Ending.after_audio(reason))

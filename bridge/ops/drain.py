@@ -23,6 +23,7 @@ import time
 
 from bridge.ops.admission import Admission
 from bridge.switchboard import Switchboard
+from pipeline.lifecycle import Ending
 
 log = logging.getLogger("bridge.ops.drain")
 
@@ -77,19 +78,14 @@ class Drainer:
         sessions = self._switchboard.sessions()
         log.info("drain deadline: ending %d live calls politely", len(sessions))
         for session in sessions:
-            session.end_politely(
-                SHUTDOWN_REASON,
-                farewell=session.call.transport in FAREWELL_TRANSPORTS,
-                close_code=SHUTDOWN_CLOSE_CODE,
+            farewell = session.call.transport in FAREWELL_TRANSPORTS
+            session.end(
+                Ending.politely(SHUTDOWN_REASON, farewell=farewell, close_code=SHUTDOWN_CLOSE_CODE)
             )
 
     async def _force_close(self) -> None:
         sessions = self._switchboard.sessions()
         log.warning("%d calls did not end in time; closing them", len(sessions))
         for session in sessions:
-            session.end_reason = session.end_reason or SHUTDOWN_REASON
-        await asyncio.gather(
-            *(s.port.close(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON) for s in sessions),
-            return_exceptions=True,
-        )
+            session.end(Ending.now(SHUTDOWN_REASON, SHUTDOWN_CLOSE_CODE))
         await self._wait_quiet(time.monotonic() + 2.0)

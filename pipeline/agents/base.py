@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.audio import AudioSpec
+from pipeline.tasks import TaskSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,11 @@ class CallInfo:
 
 class AgentOutput(Protocol):
     """What an agent may do to its call. Implemented by :class:`CallSession`."""
+
+    #: the call's tasks: an agent starts every task of its own here, never with
+    #: ``asyncio.create_task``, so the call's end cancels it (and a supervised task that
+    #: fails ends the call with an internal error instead of failing unseen)
+    tasks: TaskSet
 
     def begin_turn(self) -> int:
         """Open an agent-initiated response (greeting, speech-to-speech reply); returns its id."""
@@ -62,7 +68,7 @@ class AgentOutput(Protocol):
         """Report text for call records (user or assistant)."""
 
     def hang_up(self, reason: str) -> None:
-        """End the call once everything queued so far has been heard."""
+        """End the call once everything queued so far has been heard (the agent's goodbye)."""
 
     async def fail_turn(self, turn_id: int, kind: str) -> None:
         """Give up on ``turn_id`` after retries: the caller hears an apology, a toy an error.

@@ -261,7 +261,7 @@ async def _watchdog(call: Esp32Call, session: CallSession) -> None:
             pass
         log.warning("watchdog: the agent went silent; answering RESPONSE.ERROR")
         call.deadline_s = None
-        session.abandon_turn()
+        session.drop_turn()
         await call.answer_error()
 
 

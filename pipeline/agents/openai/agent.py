@@ -83,9 +83,7 @@ class OpenAIAgent(Agent):
             return
         turn = out.begin_turn()
         self._greeting_turn = turn
-        self._greeting = asyncio.get_running_loop().create_task(
-            self._greet(turn, out), name=f"{self._call.call_id}:greeting"
-        )
+        self._greeting = out.tasks.spawn(self._greet(turn, out), "greeting")
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
         if self._early is not None:
@@ -95,11 +93,14 @@ class OpenAIAgent(Agent):
                 extra={"turn_id": turn_id},
             )
         self._drop_early()
-        task = asyncio.get_running_loop().create_task(
+        if self._out is None:
+            return
+        # unsupervised: its outcome is the turn's to take, and a void one is simply dropped
+        task = self._out.tasks.spawn(
             self._transcribe(turn_id, utterance, Deadline(self._cfg.turn_deadline_s)),
-            name=f"{self._call.call_id}:early-stt{turn_id}",
+            f"early-stt{turn_id}",
+            supervised=False,
         )
-        task.add_done_callback(_consume_outcome)
         self._early = EarlyTranscript(utterance, task)
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
@@ -202,9 +203,9 @@ class OpenAIAgent(Agent):
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: list[ChatReply | Exception] = []
         audible = asyncio.Event()
-        producer = asyncio.get_running_loop().create_task(
+        producer = out.tasks.spawn(
             self._generate(turn_id, messages, sentences, deadline, outcome, audible),
-            name=f"{self._call.call_id}:chat{turn_id}",
+            f"chat{turn_id}",
         )
         try:
             while (text := await sentences.get()) is not None:
@@ -351,12 +352,6 @@ class OpenAIAgent(Agent):
         task, self._greeting = self._greeting, None
         if task is not None:
             await _cancel_and_wait(task)
-
-
-def _consume_outcome(task: asyncio.Task[Any]) -> None:
-    """Retrieve a dropped task's error: nobody awaits a transcription the caller made void."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:

@@ -1,6 +1,6 @@
 """The OpenAI Realtime agent: the caller's audio streams up, the model's voice streams down.
 
-One WebSocket per call, three tasks owned by the agent (cancelled in :meth:`close`):
+One WebSocket per call, three tasks in the call's task set (the call's end cancels them):
 
 * the **runner** connects (retrying to a deadline), configures the session and reads server
   events. Event handling is synchronous: control events (speech started, a response
@@ -145,9 +145,9 @@ class RealtimeAgent(Agent):
         if self.persona.first_message:
             self._turns.pending = out.begin_turn()
         self._tasks = [
-            asyncio.create_task(self._run(), name="realtime-runner"),
-            asyncio.create_task(self._send_loop(), name="realtime-sender"),
-            asyncio.create_task(self._speak_loop(), name="realtime-speaker"),
+            out.tasks.spawn(self._run(), "realtime-runner"),
+            out.tasks.spawn(self._send_loop(), "realtime-sender"),
+            out.tasks.spawn(self._speak_loop(), "realtime-speaker"),
         ]
 
     def feed(self, audio: bytes) -> None:
