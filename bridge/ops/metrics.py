@@ -78,6 +78,18 @@ class _LiveCalls(Collector):
         yield gauge
 
 
+class _Gauge(Collector):
+    """One unlabelled gauge, read from ``value`` when scraped."""
+
+    def __init__(self, name: str, documentation: str, value: Callable[[], float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._value = value
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self._name, self._documentation, value=self._value())
+
+
 class Metrics:
     def __init__(
         self, live_counts: Callable[[], dict[str, int]], transports: Iterable[str]
@@ -124,6 +136,17 @@ class Metrics:
 
     def rejected(self, route: str, reason: str) -> None:
         self.rejected_total.labels(route, self._reject_reasons(reason)).inc()
+
+    def watch_handshakes(self, in_progress: Callable[[], int]) -> None:
+        """``bridge_handshakes_in_progress``: connections whose request or upgrade is unfinished
+        (bridge/server/handshakes.py); its refusals are ``rejected("handshake", ...)``."""
+        self.registry.register(
+            _Gauge(
+                "bridge_handshakes_in_progress",
+                "Connections still sending their request headers or awaiting our upgrade answer.",
+                in_progress,
+            )
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.server.httpprotocol import GuardedH11Protocol
 from bridge.server.wsprotocol import BatchedWebSocketProtocol
 from bridge.settings import Settings
 
@@ -16,8 +17,16 @@ WS_PROTOCOLS: dict[str, Any] = {
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config`` besides the app, host and port."""
+    """Keyword arguments for ``uvicorn.Config`` besides the app, host and port.
+
+    Importing this module checks that the installed uvicorn has the layout our protocol
+    subclasses rely on (bridge/server/uvicorn_layout.py) and raises ``RuntimeError`` if not.
+    """
     return {
+        # h11 with a deadline and a bound on unfinished handshakes (bridge/server/handshakes.py;
+        # the app's BridgeState.handshakes carries BRIDGE_HANDSHAKE_TIMEOUT_S and
+        # BRIDGE_MAX_HANDSHAKES)
+        "http": GuardedH11Protocol,
         "ws": WS_PROTOCOLS[settings.ws_impl],
         "ws_max_size": settings.max_message_bytes,
         "ws_ping_interval": settings.ws_ping_interval_s,

@@ -7,48 +7,110 @@ second, so at a few hundred calls that bookkeeping costs more than the audio wor
 ``HIGH_WATER`` messages behind and resumes once it is back under ``LOW_WATER``: memory per
 connection stays bounded (``HIGH_WATER`` × the message size limit), the syscalls vanish.
 
-Inbound, a transport adapter may also register a synchronous *fast handler* through the ASGI
-scope extension ``bridge.fast_receive`` (see :data:`FAST_RECEIVE`). Text frames then go to it
-straight from ``data_received``: a Twilio media frame is decoded and fed to the endpointer
-without an ``asyncio.Queue`` hop, a future and a task wake-up per frame. The handler returns
-``None`` when it handled the frame, or an ASGI receive event to queue for the application's
-ordinary ``receive()`` (rare events: start, stop, DTMF). An exception in the handler is queued
-as an event too, so it surfaces in the application's task like any other failure.
+Inbound, the protocol offers the fast-receive hook (:mod:`transports.fast_receive`): it puts
+itself, a :class:`~transports.fast_receive.FastReceive`, into the ASGI scope's extensions,
+and a registered handler gets every text (``str``) and binary (``bytes``) message straight
+from ``data_received``, without an ``asyncio.Queue`` hop, a future and a task wake-up per
+frame. The handler returns None when it handled the message, or an ASGI receive event to
+queue for the application's ordinary ``receive()``; an exception it raises is queued as an
+event carrying it under ``ERROR_KEY``, so it surfaces in the application's task.
 
-Frames themselves are parsed here in the common case: a complete, unfragmented, masked text
-or binary frame on an open connection (what Twilio and the toys send all day) is unmasked
-with websockets' own C ``apply_mask`` and delivered directly. The library's generator-based
-parser costs several times more per small frame (bench/README.md). Every other frame
-(control frames, fragments, anything oversized or malformed) is handed to websockets
-unchanged, at a frame boundary; after the first unusual frame the fast parser switches
-itself off for the connection so the library's error handling (1002, 1007, 1009) applies.
+Frames themselves are split by :mod:`bridge.server.frames` in the common case (complete,
+unfragmented, masked text or binary frames on an open connection). At the first other frame
+the rest of the stream goes to websockets unchanged, at a frame boundary, and stays there, so
+the library's handling of control frames and errors (1002, 1009) applies.
 
 Outbound, every frame used to be its own ``write()`` system call; the playout sends bursts
 (a ``media`` and its ``mark`` per chunk, several chunks per wake-up). Writes made during one
 event-loop iteration are now joined into one ``write()`` at the end of that iteration: same
 order, no added latency, a fraction of the system calls.
+
+The upgrade's handshake deadline (:mod:`bridge.server.handshakes`) is handed over by the HTTP
+protocol and finished here once the 101 or the denial has been written.
+
+This subclasses a private uvicorn class; :data:`RELIED_ON` is checked on import
+(:mod:`bridge.server.uvicorn_layout`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.config import Config
+from websockets.protocol import Protocol as WebSocketsConnection
 from websockets.protocol import State
+from websockets.streams import StreamReader
+
+from bridge.server.frames import OP_TEXT, UsualFrames
+from bridge.server.handshakes import Handshake
+from bridge.server.uvicorn_layout import require_layout, require_uvicorn_version, unsupported
+from transports.fast_receive import ERROR_KEY, EXTENSION, FastHandler, FastReceive
 
 try:
-    from websockets.speedups import apply_mask
-except ImportError:  # a pure-Python websockets build
-    from websockets.frames import apply_mask  # type: ignore[attr-defined,no-redef]
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError as exc:  # pragma: no cover - depends on the installed uvicorn
+    raise unsupported(
+        "bridge/server/wsprotocol.py",
+        ["uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"],
+    ) from exc
 
-from transports.base import FAST_ERROR, FAST_RECEIVE
+#: what this module uses of uvicorn's class: the methods it calls or overrides, and the
+#: attributes they must assign
+RELIED_ON_METHODS = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "handle_connect",
+    "handle_parser_exception",
+    "send_receive_event_to_app",
+    "send",
+    "receive",
+)
+RELIED_ON = {
+    "__init__": (
+        "config",
+        "conn",
+        "queue",
+        "read_paused",
+        "frames",
+        "curr_msg_data_type",
+        "handshake_complete",
+        "close_sent",
+        "transport",
+        "logger",
+        "loop",
+    ),
+    "handle_connect": ("scope",),
+    "connection_made": ("transport",),
+}
+require_layout(
+    WebSocketsSansIOProtocol,
+    RELIED_ON_METHODS,
+    RELIED_ON,
+    what="bridge/server/wsprotocol.py (subclass of uvicorn's WebSocketsSansIOProtocol)",
+)
+require_uvicorn_version()  # the layout is there from 0.50.0, the behaviour we need from 0.52.1
+require_layout(Config, (), {"__init__": ("ws_max_size",)}, what="bridge/server/wsprotocol.py")
+require_layout(
+    WebSocketsConnection,
+    ("send_close",),
+    {"__init__": ("state", "reader")},
+    what="bridge/server/wsprotocol.py (websockets' sans-I/O connection)",
+    package="websockets",
+)
+require_layout(
+    StreamReader,
+    (),
+    {"__init__": ("buffer",)},
+    what="bridge/server/wsprotocol.py (websockets' stream reader)",
+    package="websockets",
+)
 
 HIGH_WATER = 16
 LOW_WATER = 4
-
-FastHandler = Callable[[str], "dict[str, Any] | None"]
+#: websockets' close code for a text message that is not UTF-8
+INVALID_DATA = 1007
 
 
 class CoalescingTransport:
@@ -89,30 +151,54 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-_OP_TEXT = 0x1
-_OP_BINARY = 0x2
-_FIN = 0x80
-_RSV = 0x70
-_MASKED = 0x80
+def _ends_handshake(message: Any) -> bool:
+    """Whether sending ``message`` before the 101 completes our answer to the upgrade."""
+    kind = message["type"]
+    return kind in ("websocket.accept", "websocket.close") or (
+        kind == "websocket.http.response.body" and not message.get("more_body")
+    )
 
 
-class BatchedWebSocketProtocol(WebSocketsSansIOProtocol):
-    _fast_text: FastHandler | None = None
-    #: None until the handshake is done; then our own frame parser is active until switched off
-    _rx: bytearray | None = None
-    _fast_frames_off = False
+class BatchedWebSocketProtocol(WebSocketsSansIOProtocol, FastReceive):
+    _fast: FastHandler | None = None
+    #: None until the connection is open and the library holds no partial frame
+    _usual: UsualFrames | None = None
+    #: set at the first unusual frame: the library parses the rest of the connection
+    _library_only = False
+    _handshake: Handshake | None = None
+
+    # -- the fast-receive hook (transports.fast_receive.FastReceive) ---------------------------
+
+    def register(self, handler: FastHandler | None) -> None:
+        self._fast = handler
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
+        if extensions is not None:
+            extensions[EXTENSION] = self  # type: ignore[assignment]
+
+    # -- inbound -------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._rx is None or self._fast_frames_off:
-            if not self._fast_frames_off and self._can_parse_frames():
-                self._rx = bytearray()
-                self._parse_frames(data)
+        usual = self._usual
+        if usual is None:
+            if self._library_only or not self._can_split_frames():
+                super().data_received(data)
                 return
-            super().data_received(data)
-            return
-        self._parse_frames(data)
+            usual = self._usual = UsualFrames(self.config.ws_max_size)
+        frames, rest = usual.feed(data)
+        deliver = self._deliver
+        for opcode, payload in frames:
+            deliver(opcode == OP_TEXT, payload)
+        if rest is not None:
+            # Control frames, fragments, oversized or odd frames: the library decides.
+            self._usual = None
+            self._library_only = True
+            if not self.transport.is_closing():
+                super().data_received(rest)
 
-    def _can_parse_frames(self) -> bool:
+    def _can_split_frames(self) -> bool:
         """Only on an open connection whose library parser holds no partial frame."""
         conn = self.conn
         return (
@@ -123,107 +209,44 @@ class BatchedWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.frames
         )
 
-    def _parse_frames(self, data: bytes) -> None:
-        assert self._rx is not None
-        buf = self._rx
-        buf += data
-        pos = 0
-        end = len(buf)
-        max_size = self.conn.max_message_size
-        while end - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            head = pos + 2
-            if length == 126:
-                if end - head < 2:
-                    break
-                length = int.from_bytes(buf[head : head + 2], "big")
-                head += 2
-            elif length == 127:
-                if end - head < 8:
-                    break
-                length = int.from_bytes(buf[head : head + 8], "big")
-                head += 8
-            opcode = b0 & 0x0F
-            usual = (
-                b0 & (_FIN | _RSV) == _FIN
-                and b1 & _MASKED
-                and opcode in (_OP_TEXT, _OP_BINARY)
-                and (max_size is None or length <= max_size)
-            )
-            if not usual:
-                # Control frames, fragments, oversized or odd frames: the library decides.
-                self._fast_frames_off = True
-                rest = bytes(buf[pos:])
-                self._rx = None
-                if pos:
-                    del buf[:pos]
-                super().data_received(rest)
-                return
-            if end - head < 4 + length:
-                break
-            mask = bytes(buf[head : head + 4])
-            payload = apply_mask(bytes(buf[head + 4 : head + 4 + length]), mask)
-            pos = head + 4 + length
-            self.curr_msg_data_type = "text" if opcode == _OP_TEXT else "bytes"
-            self.frames = [payload]
-            self.send_receive_event_to_app()
-            if self.close_sent or self.transport.is_closing():
-                break
-        if pos:
-            del buf[:pos]
-
-    def handle_connect(self, event: Any) -> None:
-        super().handle_connect(event)
-        extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
-        if extensions is not None:
-            extensions[FAST_RECEIVE] = self._register_fast_text  # type: ignore[assignment]
-
-    def _register_fast_text(self, handler: FastHandler | None) -> None:
-        self._fast_text = handler
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check
-        wrapped = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
-        super().connection_made(wrapped)  # type: ignore[arg-type]
-
     def send_receive_event_to_app(self) -> None:
+        """uvicorn's handlers call this once the library has assembled a message."""
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
+        self._deliver(self.curr_msg_data_type == "text", data)
+
+    def _deliver(self, is_text: bool, data: bytes) -> None:
         if self.close_sent:
-            return
-        if self.curr_msg_data_type == "text":
+            return  # past our close: discarded, as uvicorn does
+        message: str | bytes
+        if is_text:
             try:
-                text = data.decode()
+                message = data.decode()
             except UnicodeDecodeError:
                 self.logger.warning("invalid UTF-8 in a text frame; closing 1007")
-                self.conn.send_close(1007)
+                self.conn.send_close(INVALID_DATA)
                 self.handle_parser_exception()
                 return
-            fast = self._fast_text
-            if fast is None:
-                self.queue.put_nowait({"type": "websocket.receive", "text": text})
-            else:
-                try:
-                    event = fast(text)
-                except Exception as exc:  # surfaces in the application's receive()
-                    event = {"type": "websocket.receive", FAST_ERROR: exc}
-                if event is None:
-                    return
-                self.queue.put_nowait(event)  # type: ignore[arg-type]
         else:
-            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+            message = data
+        fast = self._fast
+        if fast is None:
+            event: Any = (
+                {"type": "websocket.receive", "text": message}
+                if is_text
+                else {"type": "websocket.receive", "bytes": message}
+            )
+        else:
+            try:
+                event = fast(message)
+            except Exception as exc:  # surfaces in the application's receive()
+                event = {"type": "websocket.receive", ERROR_KEY: exc}
+            if event is None:
+                return
+        self.queue.put_nowait(event)
         if not self.read_paused and self.queue.qsize() >= HIGH_WATER:
             self.read_paused = True
             self.transport.pause_reading()
-
-    async def send(self, message):  # type: ignore[no-untyped-def]
-        await super().send(message)
-        # uvicorn answers a denial response (401/429/503 before the 101) but forgets that the
-        # handshake is then over, and logs "returned without completing handshake" at ERROR.
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
-            self.handshake_complete = True
 
     async def receive(self):  # type: ignore[no-untyped-def]
         message = await self.queue.get()
@@ -231,3 +254,37 @@ class BatchedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.read_paused = False
             self.transport.resume_reading()
         return message
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check
+        wrapped = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
+        super().connection_made(wrapped)  # type: ignore[arg-type]
+
+    async def send(self, message):  # type: ignore[no-untyped-def]
+        await super().send(message)
+        if self._handshake is not None and _ends_handshake(message):
+            self._finish_handshake()
+        # uvicorn before 0.55 answers a denial response (401/429/503 before the 101) but
+        # forgets that the handshake is then over, and logs "returned without completing
+        # handshake" at ERROR.
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True
+
+    # -- the handshake deadline (bridge.server.handshakes.TakesHandshake) -----------------------
+
+    def take_handshake(self, handshake: Handshake) -> None:
+        if self.handshake_complete:  # refused while parsing the upgrade request
+            handshake.finish()
+        else:
+            self._handshake = handshake
+
+    def _finish_handshake(self) -> None:
+        handshake, self._handshake = self._handshake, None
+        if handshake is not None:
+            handshake.finish()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._finish_handshake()

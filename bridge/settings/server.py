@@ -70,3 +70,19 @@ class ServerSettings:
         "Trust `X-Forwarded-Proto`/`X-Forwarded-Host`/`X-Forwarded-For` from the reverse proxy "
         "in front of us (the client address is the last `X-Forwarded-For` entry).",
     )
+    handshake_timeout_s: float = setting(
+        "BRIDGE_HANDSHAKE_TIMEOUT_S",
+        5.0,
+        "Time a new connection (or the next request on a kept-alive one) has to send its "
+        "request headers and, for a WebSocket, to get our 101 or refusal; later it is closed.",
+        min_value=0.5,
+        max_value=60,
+    )
+    max_handshakes: int = setting(
+        "BRIDGE_MAX_HANDSHAKES",
+        256,
+        "Most connections still in that handshake at once; more are closed as soon as they "
+        "are accepted.",
+        min_value=1,
+        max_value=100_000,
+    )
