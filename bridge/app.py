@@ -19,6 +19,7 @@ from bridge.ops.looplag import monitor_loop_lag
 from bridge.ops.metrics import Metrics
 from bridge.routes import routes, websocket_routes
 from bridge.server.fastpath import FastWebSocketPaths
+from bridge.server.handshakes import handshake_guard
 from bridge.settings import Settings
 from bridge.state import BridgeState
 from bridge.switchboard import Switchboard
@@ -66,6 +67,7 @@ def create_app(
         metrics=metrics,
         drainer=Drainer(admission, switchboard),
         records=records,
+        handshakes=handshake_guard(settings, metrics),
         warnings=wiring.security_warnings(settings, devices),
     )
     for warning in state.warnings:

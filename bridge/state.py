@@ -16,13 +16,14 @@ from bridge.call_records.service import CallRecords
 from bridge.ops.admission import Admission
 from bridge.ops.drain import Drainer
 from bridge.ops.metrics import Metrics
+from bridge.server.handshakes import HandshakeGuard
 from bridge.settings import Settings
 from bridge.switchboard import Switchboard
 from bridge.toys.gate import DeviceGate
 from bridge.twilio.signatures import TwilioSignatures
 from pipeline.observers import Observers
-from transports.esp32.adapter import Esp32Options
-from transports.twilio.adapter import TwilioOptions
+from transports.esp32.port import Esp32Options
+from transports.twilio.port import TwilioOptions
 
 
 @dataclass
@@ -41,6 +42,8 @@ class BridgeState:
     drainer: Drainer
     #: call records and recordings; flushed at shutdown
     records: CallRecords
+    #: the deadline and bound on unfinished request headers and upgrades (bridge/server)
+    handshakes: HandshakeGuard
     #: what is insecure about this configuration; logged at start-up and shown by /healthz
     warnings: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)

@@ -17,10 +17,10 @@ from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
 from pipeline.agents.persona import Persona, PersonaBook
 from pipeline.agents.realtime.config import RealtimeConfig, realtime_url
 from pipeline.endpointing import EndpointerConfig
-from pipeline.session import SessionConfig
-from transports.esp32.adapter import Esp32Options
-from transports.twilio.adapter import CallCompleter, TwilioOptions
+from pipeline.session_config import SessionConfig
+from transports.esp32.port import Esp32Options
 from transports.twilio.binding import StreamTokens
+from transports.twilio.port import CallCompleter, TwilioOptions
 
 
 def session_configs(settings: Settings) -> dict[str, SessionConfig]:

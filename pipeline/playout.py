@@ -25,8 +25,6 @@ from pipeline.ports import AudioTap, CallPort
 
 _AUDIO: Final = 0
 _END: Final = 1
-#: how much agent audio is converted and queued at a time
-SLICE_MS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +49,6 @@ class Playout:
         self._clock = clock
         self._on_first_audio = on_first_audio
         self._converter = Converter(agent_out, port.wire_out)
-        #: agent audio is queued this much at a time (whole samples), see :meth:`audio`
-        self._slice_bytes = agent_out.bytes_for_ms(SLICE_MS) or agent_out.bytes_per_sample
         self._wire = port.wire_out
         self._chunk_ms = port.chunk_ms
         self._reframer = Reframer(port.wire_out.bytes_for_ms(port.chunk_ms))
@@ -83,21 +79,16 @@ class Playout:
     async def audio(self, turn_id: int, pcm: bytes) -> None:
         """Queue agent audio for ``turn_id``; waits while the queue holds ``max_queue_ms``.
 
-        A long write is taken a slice at a time, waiting for room before each, so the queue
-        stays bounded however much audio an agent hands over at once.
+        The wait comes before a write, never inside it: the queue holds at most
+        ``max_queue_ms`` plus one write. Agents write what their source gives them (a TTS
+        stream's chunks); a greeting written whole from ``Agent.start`` is queued at once, so
+        the call starts listening without waiting for it to play.
         """
-        slice_bytes = self._slice_bytes
-        for offset in range(0, len(pcm), slice_bytes):
-            if not await self._queue_slice(turn_id, pcm[offset : offset + slice_bytes]):
-                return
-
-    async def _queue_slice(self, turn_id: int, pcm: bytes) -> bool:
-        """Queue one slice; False once the turn is no longer live (the rest is dropped)."""
         while self._queued_ms >= self._cfg.max_queue_ms and turn_id in self._live:
             self._space.clear()
             await self._space.wait()
         if turn_id not in self._live:
-            return False
+            return
         self._switch_turn(turn_id)
         wire = self._converter.process(pcm)
         for chunk in self._reframer.push(wire):
@@ -107,7 +98,6 @@ class Playout:
             # that has arrived whole would otherwise queue all of it (resampling each
             # piece) before the pacer ran, and the caller would wait for that.
             await asyncio.sleep(0)
-        return True
 
     def end_turn(self, turn_id: int, ok: bool = True) -> None:
         """Flush the tail of ``turn_id`` and queue its end marker."""
@@ -148,6 +138,11 @@ class Playout:
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+
+    @property
+    def queued_ms(self) -> float:
+        """Audio waiting in the queue, not yet sent (bounded by ``max_queue_ms``)."""
+        return self._queued_ms
 
     def backlog_ms(self) -> float:
         """Our own clock's estimate of sent-but-unplayed audio."""

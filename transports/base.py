@@ -31,16 +31,6 @@ class CallRequest:
     supersede: bool = False
 
 
-#: ASGI scope extension offered by bridge/wsprotocol.py: calling
-#: ``scope["extensions"][FAST_RECEIVE](handler)`` routes text frames to ``handler(text)``
-#: synchronously; it returns None (handled) or an ASGI receive event to queue instead.
-FAST_RECEIVE = "bridge.fast_receive"
-#: key under which such a queued event carries an exception the handler raised
-FAST_ERROR = "bridge.error"
-#: key under which a queued event carries protocol events the handler already parsed
-FAST_EVENTS = "bridge.events"
-
-
 def mask_phone(number: str) -> str:
     """Keep the last 4 digits of a phone number: enough to tell calls apart in logs."""
     if not number:

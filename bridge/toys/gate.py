@@ -22,7 +22,7 @@ from bridge.toys.credentials import (
     normalize_mac,
 )
 from bridge.toys.failure_limits import Backoff, FailureLimiter
-from transports.esp32.adapter import Esp32Device
+from transports.esp32.port import Esp32Device
 from transports.esp32.protocol import AuthSettings
 
 log = logging.getLogger("bridge.toys.gate")

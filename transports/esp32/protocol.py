@@ -19,8 +19,6 @@ from pipeline.audio import SampleAligner
 
 #: the device's WebSocket library rejects frames of 15 * 1024 bytes or more
 MAX_DEVICE_FRAME_BYTES = 15 * 1024
-#: the firmware restarts listening this long after reading COMPLETE/ERROR
-DEVICE_HOLD_MS = 1000
 #: our margin on top of the hold before the next CREATED (spec TE4: >= 1200 ms + unplayed)
 CREATED_GAP_MS = 1200
 #: invalid text messages tolerated per session before closing 1008
@@ -81,7 +79,54 @@ class ProtocolViolation:
 
 Event = UpstreamAudio | EndOfSpeech | Interrupt | EndSession | ProtocolViolation
 
-_UPSTREAM_STATES = (DeviceState.HOLD, DeviceState.LISTENING)
+
+class Outbound(Enum):
+    """The frames the server sends."""
+
+    AUTH = "auth"
+    CREATED = "RESPONSE.CREATED"
+    AUDIO = "binary audio"
+    COMMITTED = "AUDIO.COMMITTED"
+    COMPLETE = "RESPONSE.COMPLETE"
+    ERROR = "RESPONSE.ERROR"
+    SESSION_END = "SESSION.END"
+
+
+_O, _R, _H, _L, _C, _E = (
+    DeviceState.OPEN,
+    DeviceState.RESPONDING,
+    DeviceState.HOLD,
+    DeviceState.LISTENING,
+    DeviceState.COMMITTED,
+    DeviceState.ENDING,
+)
+
+#: (state, frame) -> the state after sending it. A pair that is not here is a frame the
+#: device would mishandle in that state: building it raises :class:`OutboundViolation`.
+#: HOLD turns into LISTENING by time alone (:meth:`Esp32Protocol.refresh`), so CREATED is
+#: refused during the listen hold and allowed once it has passed. ``auth`` is checked apart:
+#: it is the first frame, exactly once, whatever the state.
+OUTBOUND: dict[tuple[DeviceState, Outbound], DeviceState] = {
+    (_O, Outbound.CREATED): _R,
+    (_L, Outbound.CREATED): _R,
+    (_C, Outbound.CREATED): _R,
+    (_R, Outbound.AUDIO): _R,
+    (_O, Outbound.COMMITTED): _C,
+    (_H, Outbound.COMMITTED): _C,
+    (_L, Outbound.COMMITTED): _C,
+    **{(s, Outbound.COMPLETE): _H for s in (_O, _R, _C)},
+    **{(s, Outbound.ERROR): _H for s in (_O, _R, _C)},
+    **{(s, Outbound.SESSION_END): _E for s in DeviceState if s is not _E},
+}
+
+#: the inbound messages the device may send, and the states in which they count (anywhere
+#: else they are ignored and counted): the microphone streams only while the device listens
+INBOUND: dict[str, frozenset[DeviceState]] = {
+    "audio": frozenset({_H, _L}),
+    "end_of_speech": frozenset({_H, _L}),
+    "INTERRUPT": frozenset({_R}),
+    "END_SESSION": frozenset(DeviceState) - {_E},
+}
 
 
 @dataclass(slots=True)
@@ -127,9 +172,13 @@ class Esp32Protocol:
     def response_open(self) -> bool:
         return self.state is DeviceState.RESPONDING
 
-    @property
-    def accepts_upstream(self) -> bool:
-        return self.state in _UPSTREAM_STATES
+    def _send(self, frame: Outbound) -> None:
+        """Move on as the table says for ``frame``, or refuse it."""
+        self._require_auth()
+        after = OUTBOUND.get((self.state, frame))
+        if after is None:
+            raise OutboundViolation(f"{frame.value} in state {self.state.value}")
+        self.state = after
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -142,7 +191,7 @@ class Esp32Protocol:
         if violation is not None:
             return [violation]
         self.refresh(now_ms)
-        if self.state not in _UPSTREAM_STATES:
+        if self.state not in INBOUND["audio"]:
             self.counters.upstream_discarded_bytes += len(data)
             self._aligner.reset()
             return []
@@ -170,19 +219,16 @@ class Esp32Protocol:
         if not isinstance(msg, dict) or msg.get("type") != "instruction":
             return self._invalid_text()
         kind = msg.get("msg")
-        if kind == "end_of_speech":
-            if self.state in _UPSTREAM_STATES:
-                return [EndOfSpeech()]
-        elif kind == "INTERRUPT":
-            if self.state is DeviceState.RESPONDING:
-                return [Interrupt(_non_negative_int(msg.get("audio_end_ms")))]
-        elif kind == "END_SESSION":
-            if self.state is not DeviceState.ENDING:
-                return [EndSession()]
-        else:
+        if kind not in INBOUND or kind == "audio":
             return self._invalid_text()
-        self.counters.ignored_instructions += 1
-        return []
+        if self.state not in INBOUND[kind]:
+            self.counters.ignored_instructions += 1
+            return []
+        if kind == "end_of_speech":
+            return [EndOfSpeech()]
+        if kind == "INTERRUPT":
+            return [Interrupt(_non_negative_int(msg.get("audio_end_ms")))]
+        return [EndSession()]
 
     def _invalid_text(self) -> list[Event]:
         self.counters.invalid_texts += 1
@@ -208,61 +254,46 @@ class Esp32Protocol:
         )
 
     def created(self, now_ms: float) -> str:
-        self._require_auth()
+        """Open a response bracket; refused inside the listen hold (brackets never nest)."""
         self.refresh(now_ms)
-        if self.state is DeviceState.RESPONDING:
-            raise OutboundViolation("brackets never nest")
-        if self.state is DeviceState.ENDING:
-            raise OutboundViolation("nothing but the close after SESSION.END")
-        if self.created_wait_ms(now_ms) > 0:
-            raise OutboundViolation("CREATED inside the device's listen hold")
-        self.state = DeviceState.RESPONDING
+        self._send(Outbound.CREATED)
         self.counters.responses += 1
         return _server("RESPONSE.CREATED")
 
     def audio(self, packet: bytes) -> bytes:
-        if self.state is not DeviceState.RESPONDING:
-            raise OutboundViolation("binary outside a response bracket")
         if not packet or len(packet) >= MAX_DEVICE_FRAME_BYTES:
             raise OutboundViolation(f"Opus packet of {len(packet)} bytes")
+        self._send(Outbound.AUDIO)
         self.counters.packets_sent += 1
         return packet
 
     def committed(self) -> str:
-        self._require_auth()
-        if self.state not in (DeviceState.OPEN, *_UPSTREAM_STATES):
-            raise OutboundViolation(f"AUDIO.COMMITTED in state {self.state.value}")
-        self.state = DeviceState.COMMITTED
+        self._send(Outbound.COMMITTED)
         self._aligner.reset()
         return _server("AUDIO.COMMITTED")
 
     def complete(self, now_ms: float, unplayed_ms: float, volume: int | None = None) -> str:
         """Close the open bracket (or answer a greeting slot) with RESPONSE.COMPLETE."""
-        return self._close_bracket("RESPONSE.COMPLETE", now_ms, unplayed_ms, volume)
+        return self._close_bracket(Outbound.COMPLETE, now_ms, unplayed_ms, volume)
 
     def error(self, now_ms: float, unplayed_ms: float = 0.0, volume: int | None = None) -> str:
         """RESPONSE.ERROR: a failed turn, or nothing to say. The device listens again."""
+        frame = self._close_bracket(Outbound.ERROR, now_ms, unplayed_ms, volume)
         self.counters.errors_sent += 1
-        return self._close_bracket("RESPONSE.ERROR", now_ms, unplayed_ms, volume)
+        return frame
 
     def _close_bracket(
-        self, msg: str, now_ms: float, unplayed_ms: float, volume: int | None
+        self, frame: Outbound, now_ms: float, unplayed_ms: float, volume: int | None
     ) -> str:
-        self._require_auth()
-        if self.state not in (DeviceState.OPEN, DeviceState.RESPONDING, DeviceState.COMMITTED):
-            raise OutboundViolation(f"{msg} with no response or commit to close")
-        self.state = DeviceState.HOLD
+        self._send(frame)
         self._gap_until_ms = now_ms + CREATED_GAP_MS + max(0.0, unplayed_ms)
         extra: dict[str, Any] = {}
         if volume is not None:
             extra["volume_control"] = max(0, min(100, int(volume)))
-        return _server(msg, **extra)
+        return _server(frame.value, **extra)
 
     def session_end(self) -> str:
-        self._require_auth()
-        if self.state is DeviceState.ENDING:
-            raise OutboundViolation("SESSION.END is sent once")
-        self.state = DeviceState.ENDING
+        self._send(Outbound.SESSION_END)
         return _server("SESSION.END")
 
     def _require_auth(self) -> None:

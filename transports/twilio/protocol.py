@@ -14,9 +14,10 @@ import binascii
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 #: DTMF digits Twilio may report; anything else is ignored
 VALID_DIGITS = frozenset("0123456789*#ABCD")
@@ -86,6 +87,9 @@ class ProtocolViolation:
 
 Event = Connected | Start | Media | Dtmf | MarkPlayed | Stop | ProtocolViolation
 
+#: the ``event`` names Twilio sends on a bidirectional stream
+EVENT_NAMES = ("connected", "start", "media", "mark", "dtmf", "stop")
+
 
 @dataclass(slots=True)
 class Counters:
@@ -117,6 +121,37 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What an inbound message does in a state: the event it may become and the state that
+    follows when it does, or (``emits`` None) the counter that notes it was ignored."""
+
+    next: State
+    emits: type | None
+    ignored_as: str = ""
+
+
+_A, _S, _X = State.AWAIT_START, State.ACTIVE, State.STOPPED
+
+#: (state, inbound ``event`` name) -> :class:`Rule`. An event name that is not here for the
+#: state is unknown (counted, ignored). Tests walk every entry.
+TRANSITIONS: dict[tuple[State, str], Rule] = {
+    (_A, "connected"): Rule(_A, Connected),
+    (_A, "start"): Rule(_S, Start),
+    (_A, "media"): Rule(_A, None, "media_before_start"),
+    (_A, "mark"): Rule(_A, None, "media_before_start"),
+    (_A, "dtmf"): Rule(_A, None, "media_before_start"),
+    (_A, "stop"): Rule(_X, Stop),
+    (_S, "connected"): Rule(_S, Connected),
+    (_S, "start"): Rule(_S, None, "duplicate_starts"),
+    (_S, "media"): Rule(_S, Media),
+    (_S, "mark"): Rule(_S, MarkPlayed),
+    (_S, "dtmf"): Rule(_S, Dtmf),
+    (_S, "stop"): Rule(_X, Stop),
+    **{(_X, name): Rule(_X, None) for name in EVENT_NAMES},
+}
+
+
 class TwilioProtocol:
     def __init__(self) -> None:
         self.state = State.AWAIT_START
@@ -146,23 +181,18 @@ class TwilioProtocol:
         if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
             return self._invalid("not an event object")
         self._consecutive_invalid = 0
-        if self.state is State.STOPPED:
+        rule = TRANSITIONS.get((self.state, msg["event"]))
+        if rule is None:
+            self.counters.unknown_events += 1
             return []
-        event = msg["event"]
-        if event == "media":
-            return self._media(msg)
-        if event == "mark":
-            return self._mark(msg)
-        if event == "connected":
-            return [Connected(str(msg.get("protocol", "")), str(msg.get("version", "")))]
-        if event == "start":
-            return self._start(msg)
-        if event == "dtmf":
-            return self._dtmf(msg)
-        if event == "stop":
-            return self._stop(msg)
-        self.counters.unknown_events += 1
-        return []
+        if rule.emits is None:
+            if rule.ignored_as:
+                setattr(self.counters, rule.ignored_as, getattr(self.counters, rule.ignored_as) + 1)
+            return []
+        events: list[Event] = self._parsers[rule.emits](self, msg)
+        if any(type(event) is rule.emits for event in events):
+            self.state = rule.next
+        return events
 
     def _invalid(self, why: str) -> list[Event]:
         self.counters.invalid_frames += 1
@@ -180,10 +210,7 @@ class TwilioProtocol:
         self._last_sequence = seq
 
     def _belongs(self, msg: dict[str, Any]) -> bool:
-        """True when ``msg`` is for the active stream (it must have started)."""
-        if self.state is not State.ACTIVE:
-            self.counters.media_before_start += 1
-            return False
+        """True when ``msg`` is for this stream (the table let it through: it has started)."""
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:
             self.counters.wrong_stream_sid += 1
@@ -191,9 +218,6 @@ class TwilioProtocol:
         return True
 
     def _start(self, msg: dict[str, Any]) -> list[Event]:
-        if self.state is not State.AWAIT_START:
-            self.counters.duplicate_starts += 1
-            return []
         start = msg.get("start")
         if not isinstance(start, dict):
             return [ProtocolViolation(1008, "start without a start object")]
@@ -209,7 +233,6 @@ class TwilioProtocol:
             media_format.get(k) == v for k, v in EXPECTED_MEDIA_FORMAT.items()
         )
         self._check_sequence(msg)
-        self.state = State.ACTIVE
         self.stream_sid = str(ids["streamSid"])
         self.call_sid = str(ids["callSid"])
         return [Start(self.stream_sid, self.call_sid, str(ids["accountSid"]), params, format_ok)]
@@ -279,14 +302,25 @@ class TwilioProtocol:
 
     def _stop(self, msg: dict[str, Any]) -> list[Event]:
         if self.state is State.AWAIT_START:
-            self.state = State.STOPPED
             return [Stop("")]
         if not self._belongs(msg):
             return []
-        self.state = State.STOPPED
         stop = msg.get("stop")
         call_sid = stop.get("callSid") if isinstance(stop, dict) else None
         return [Stop(call_sid if isinstance(call_sid, str) else self.call_sid or "")]
+
+    def _connected(self, msg: dict[str, Any]) -> list[Event]:
+        return [Connected(str(msg.get("protocol", "")), str(msg.get("version", "")))]
+
+    #: the parser of each event type the table lets through
+    _parsers: ClassVar[dict[type, Callable[[TwilioProtocol, dict[str, Any]], list[Event]]]] = {
+        Connected: _connected,
+        Start: _start,
+        Media: _media,
+        MarkPlayed: _mark,
+        Dtmf: _dtmf,
+        Stop: _stop,
+    }
 
     # -- outbound --------------------------------------------------------------------------
 

@@ -119,6 +119,9 @@ class FakeToy(ToyRecordView):
         self._closed = asyncio.Event()
         self._fragments_seen = 0
         self._transitions_seen = 0
+        #: cleared by :meth:`stop_reading`: a device whose firmware stopped reading
+        self._reading = asyncio.Event()
+        self._reading.set()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -238,8 +241,16 @@ class FakeToy(ToyRecordView):
             self.model.note_error(f"emulator reader failed: {exc!r}")
             self._on_disconnect()
 
+    def stop_reading(self) -> None:
+        """Stop reading the socket (a hung firmware): TCP pushes back on the server."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     async def _wait_until_readable(self) -> None:
         """The device does not read during the 50 ms after CREATED or while its ring is full."""
+        await self._reading.wait()
         while (read_at_s := self.model.read_at_s()) is not None:
             delay_s = read_at_s - time.monotonic()
             if delay_s <= 0:

@@ -70,6 +70,9 @@ class FakeTwilio:
         self._player_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = asyncio.Event()
+        #: cleared by :meth:`stop_reading`: a far end that stops reading its socket
+        self._reading = asyncio.Event()
+        self._reading.set()
 
     # -- the model's state, read-only --------------------------------------------------------
 
@@ -204,10 +207,20 @@ class FakeTwilio:
             await asyncio.sleep(QUIET_POLL_S)
         raise TimeoutError("reply did not finish")
 
+    def stop_reading(self) -> None:
+        """Stop reading the socket (a stuck peer): the library buffers a few frames, then TCP
+        pushes back on the server."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     async def _reader(self) -> None:
         assert self._ws is not None
         try:
-            async for frame in self._ws:
+            while True:
+                await self._reading.wait()
+                frame = await self._ws.recv()
                 await self._send_echoes(self.model.receive(frame, time.monotonic()))
                 self._player_wake.set()
         except ConnectionClosed:

@@ -1,0 +1,233 @@
+"""One driver per transport: its emulated far end, behind the interface the conformance suite
+speaks. A new transport joins the suite by adding a driver here (and to :data:`DRIVERS`).
+
+Each driver knows its wire's own ways: how a caller speaks (Twilio streams μ-law; a toy's
+microphone streams only while it listens), how it interrupts (a phone caller talks over the
+reply; the half-duplex toy sends ``INTERRUPT``), what its failure signal is (a phone hears
+the packaged apology; a toy gets ``RESPONSE.ERROR``) and what garbage trips its limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from typing import Protocol
+
+from pipeline.audio import PCM16_16K, ULAW_8K, AudioSpec, Converter
+from tests.support.serverthread import ServerThread
+from tests.support.toys import open_toy
+from tests.support.twilio_calls import open_call, say
+from transports.esp32.emulator.client import FakeToy
+from transports.twilio.emulator.client import FakeTwilio
+from transports.twilio.protocol import MAX_CONSECUTIVE_INVALID
+
+ULAW_BYTES_PER_MS = 8
+#: a reply is over once this much quiet follows it
+QUIET_S = 0.8
+
+
+class Peer(Protocol):
+    """One emulated far end, connected to the bridge."""
+
+    async def greeting_ms(self, timeout_s: float) -> float:
+        """Wait for the greeting to finish playing; how much of it was heard."""
+        ...
+
+    async def say(self, pcm16_16k: bytes) -> None:
+        """Speak, then stay quiet long enough for the turn to end."""
+
+    async def reply_ms(self, timeout_s: float) -> float:
+        """Wait for the next reply to finish playing; how much of it was heard."""
+        ...
+
+    async def reply_started(self, timeout_s: float) -> None:
+        """Wait until the next reply can be heard."""
+
+    async def barge_in(self, pcm16_16k: bytes) -> float:
+        """Interrupt the reply now (this wire's way); how much of it the far end played."""
+        ...
+
+    def failure_signalled(self) -> bool:
+        """The transport's failure signal reached the far end."""
+        ...
+
+    async def send_garbage(self) -> None:
+        """Enough unusable messages to trip the protocol's limit."""
+
+    def stop_reading(self) -> None:
+        """Stop reading the socket, as a stuck device or network does."""
+
+    async def closed(self, timeout_s: float) -> int | None:
+        """Wait for the bridge to close the connection; its close code."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Driver(Protocol):
+    name: str
+    #: the close code of a connection closed for its garbage
+    garbage_close_code: int
+
+    async def connect(self, server: ServerThread) -> Peer: ...
+
+
+def _convert(pcm16_16k: bytes, spec: AudioSpec) -> bytes:
+    converter = Converter(PCM16_16K, spec)
+    return converter.process(pcm16_16k) + converter.flush()
+
+
+class TwilioPeer:
+    def __init__(self, peer: FakeTwilio) -> None:
+        self.peer = peer
+        self._heard_at_reply = 0
+        self._line: asyncio.Task[None] | None = None
+
+    def _heard_ms(self) -> float:
+        return len(self.peer.played) / ULAW_BYTES_PER_MS
+
+    def _keep_line_alive(self) -> None:
+        """Twilio streams media all call long: silence between the caller's words."""
+        self._line = asyncio.get_running_loop().create_task(
+            self._silence(), name="conformance-twilio-line"
+        )
+
+    async def _silence(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.peer.silence(60_000)
+
+    async def _quiet_line(self) -> None:
+        line, self._line = self._line, None
+        if line is not None:
+            line.cancel()
+            await asyncio.gather(line, return_exceptions=True)
+
+    async def greeting_ms(self, timeout_s: float) -> float:
+        self._keep_line_alive()
+        await self.peer.wait_for_media(1, timeout_s)
+        await self.peer.wait_quiet(QUIET_S, timeout_s)
+        return self._heard_ms()
+
+    async def say(self, pcm16_16k: bytes) -> None:
+        await self._quiet_line()
+        self._heard_at_reply = len(self.peer.played)
+        await say(self.peer, _convert(pcm16_16k, ULAW_8K))
+        self._keep_line_alive()
+
+    async def reply_started(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while len(self.peer.played) <= self._heard_at_reply:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+    async def reply_ms(self, timeout_s: float) -> float:
+        await self.reply_started(timeout_s)
+        await self.peer.wait_quiet(QUIET_S, timeout_s)
+        return (len(self.peer.played) - self._heard_at_reply) / ULAW_BYTES_PER_MS
+
+    async def barge_in(self, pcm16_16k: bytes) -> float:
+        """Talk over the reply; what was heard is what had played when the ``clear`` came."""
+        clears = len(self.peer.timeline.clears)
+        reply_began = self._heard_at_reply
+        talking = asyncio.get_running_loop().create_task(self.say(pcm16_16k), name="barge-in")
+        try:
+            async with asyncio.timeout(10):
+                while len(self.peer.timeline.clears) == clears:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+            heard_ms = (len(self.peer.played) - reply_began) / ULAW_BYTES_PER_MS
+        finally:
+            await talking
+        return heard_ms
+
+    def failure_signalled(self) -> bool:
+        return len(self.peer.played) > self._heard_at_reply  # the apology was heard
+
+    async def send_garbage(self) -> None:
+        await self._quiet_line()
+        for _ in range(MAX_CONSECUTIVE_INVALID):
+            await self.peer.send_json({"not": "an event"})
+
+    def stop_reading(self) -> None:
+        self.peer.stop_reading()
+
+    async def closed(self, timeout_s: float) -> int | None:
+        return await self.peer.wait_closed(timeout_s)
+
+    async def close(self) -> None:
+        await self._quiet_line()
+        await self.peer.close()
+
+
+class ToyPeer:
+    def __init__(self, toy: FakeToy) -> None:
+        self.toy = toy
+        self._replies = 0
+
+    def _ended(self) -> int:
+        return sum(1 for r in self.toy.responses if r.ended_at is not None)
+
+    async def greeting_ms(self, timeout_s: float) -> float:
+        (greeting,) = await self.toy.wait_responses(1, timeout_s)
+        return greeting.decoded_ms
+
+    async def say(self, pcm16_16k: bytes) -> None:
+        # the reply is the next response to end (a greeting slot, even a bare one, came first)
+        await self.toy.wait_responses(1)
+        self._replies = self._ended() + 1
+        await self.toy.speak(pcm16_16k)
+
+    async def reply_started(self, timeout_s: float) -> None:
+        await self.toy.wait_state("SPEAKING", timeout_s)
+        async with asyncio.timeout(timeout_s):
+            while self.toy.played_ms() <= 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+    async def reply_ms(self, timeout_s: float) -> float:
+        responses = await self.toy.wait_responses(self._replies, timeout_s)
+        return responses[-1].decoded_ms
+
+    async def barge_in(self, pcm16_16k: bytes) -> float:
+        played_ms = self.toy.played_ms()
+        await self.toy.send_instruction("INTERRUPT", audio_end_ms=int(played_ms))
+        return played_ms
+
+    def failure_signalled(self) -> bool:
+        ended = [r for r in self.toy.responses if r.ended_at is not None]
+        return bool(ended) and ended[-1].ok is False
+
+    async def send_garbage(self) -> None:
+        for _ in range(101):
+            await self.toy.send_text(json.dumps({"type": "nonsense"}))
+
+    def stop_reading(self) -> None:
+        self.toy.stop_reading()
+
+    async def closed(self, timeout_s: float) -> int | None:
+        return await self.toy.wait_closed(timeout_s)
+
+    async def close(self) -> None:
+        await self.toy.close()
+
+
+class TwilioDriver:
+    name = "twilio"
+    garbage_close_code = 1008
+
+    async def connect(self, server: ServerThread) -> Peer:
+        return TwilioPeer(await open_call(server))
+
+
+class ToyDriver:
+    name = "esp32"
+    garbage_close_code = 1008
+
+    def __init__(self) -> None:
+        self._devices = itertools.count(1)
+
+    async def connect(self, server: ServerThread) -> Peer:
+        mac = f"24:0A:C4:00:00:{next(self._devices) % 256:02X}"  # one device per connection
+        return ToyPeer(await open_toy(server, token=None, mac=mac, idle_mic=True))
+
+
+DRIVERS: list[Driver] = [TwilioDriver(), ToyDriver()]
