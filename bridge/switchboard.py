@@ -9,7 +9,8 @@ from pipeline.agents.base import AgentFactory, CallInfo
 from pipeline.lifecycle import Ending
 from pipeline.observers import SessionObserver
 from pipeline.ports import CallPort
-from pipeline.session import CallSession, SessionConfig
+from pipeline.session import CallSession
+from pipeline.session_config import SessionConfig
 from transports.base import AgentUnavailable, CallRequest, Rejected
 
 log = logging.getLogger("bridge.switchboard")

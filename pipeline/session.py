@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
@@ -31,39 +30,24 @@ from pipeline.call_logger import CallLog
 from pipeline.endpointing import (
     VAD_RATES_HZ,
     Endpointer,
-    EndpointerConfig,
     EndpointEvent,
     TentativeTurn,
     UserTurn,
 )
 from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
-from pipeline.playout import Playout, PlayoutConfig
+from pipeline.playout import Playout
 from pipeline.ports import AudioTap, CallPort
+from pipeline.session_config import (
+    DRAIN_GRACE_S,
+    HANGUP_PLAYOUT_TIMEOUT_S,
+    REPLY_POLL_S,
+    SessionConfig,
+)
 from pipeline.tasks import TaskSet
 from pipeline.time_limits import TimeLimits
 
 log = logging.getLogger("pipeline.session")
-
-#: extra time granted to the far end to confirm the goodbye, on top of what is unplayed
-DRAIN_GRACE_S = 2.0
-#: how long a goodbye may take to be generated and queued before we close anyway
-HANGUP_PLAYOUT_TIMEOUT_S = 30.0
-#: how often a call that must end looks again whether its reply has finished playing
-REPLY_POLL_S = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
-    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
-    #: end the call politely after this long without user speech (0: never)
-    idle_timeout_s: float = 0.0
-    #: end the call politely after this long in total (0: never)
-    max_duration_s: float = 0.0
-    #: a failed agent turn plays the packaged apology (phones); else the transport's error
-    #: signal alone reports it (a toy shows RESPONSE.ERROR)
-    spoken_apology: bool = True
 
 
 class CallSession(AgentOutput):

@@ -22,9 +22,13 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from bridge.app import create_app
     from bridge.ops import heap, logs
-    from bridge.server.config import uvicorn_options
     from bridge.server.draining import DrainingServer
 
+    try:  # checks the installed uvicorn against what our protocol subclasses rely on
+        from bridge.server.config import uvicorn_options
+    except RuntimeError as exc:
+        print(f"bridge serve: {exc}", file=sys.stderr)
+        return 2
     settings = settings_or_none()
     if settings is None:
         return 2

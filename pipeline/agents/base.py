@@ -86,7 +86,13 @@ class Agent(ABC):
     detects_turns: bool = False
 
     async def start(self, out: AgentOutput) -> None:  # noqa: B027 - optional hook
-        """Connect and optionally speak a greeting through ``out``."""
+        """Connect and optionally open a greeting turn through ``out``.
+
+        Must return promptly: the transport opens the call around it and reads nothing from
+        the far end until it returns (no caller audio, no playback confirmations). Open the
+        greeting's turn here, so the transport knows one is coming, and speak it from a task
+        started with ``out.tasks``.
+        """
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:  # noqa: B027
         """Answer one user utterance (``input_spec`` PCM). Cancelled on barge-in."""

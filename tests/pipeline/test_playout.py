@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pipeline.audio import PCM16_16K, PCM16_24K, ULAW_8K
-from pipeline.playout import SLICE_MS, Playout, PlayoutConfig
+from pipeline.playout import Playout, PlayoutConfig
 from tests.fakes.agents import tone_pcm
 from tests.fakes.port import RecordingPort
 from tests.support.virtual_time import run_virtual
@@ -17,6 +17,17 @@ async def started(port: RecordingPort, config: PlayoutConfig | None = None) -> P
     playout = Playout(port, PCM16_16K, config, clock=asyncio.get_running_loop().time)
     asyncio.get_running_loop().create_task(playout.run(), name="pacer")
     return playout
+
+
+#: agents write what their source gives them: a TTS stream's chunks
+STEP_MS = 100
+
+
+async def write_in_steps(playout: Playout, turn_id: int, total_ms: int) -> None:
+    pcm = tone_pcm(total_ms)
+    step = PCM16_16K.bytes_for_ms(STEP_MS)
+    for offset in range(0, len(pcm), step):
+        await playout.audio(turn_id, pcm[offset : offset + step])
 
 
 async def stop(playout_task_name: str = "pacer") -> None:
@@ -85,13 +96,13 @@ def test_a_far_end_that_never_confirms_gets_at_most_the_unacked_cap() -> None:
         port = RecordingPort(loop.time, confirm_playback=False, chunk_ms=40, lead_ms=400)
         playout = await started(port, PlayoutConfig(max_unacked_ms=2000))
         playout.open_turn(1)
-        writer = loop.create_task(playout.audio(1, tone_pcm(10_000)), name="writer")
+        writer = loop.create_task(write_in_steps(playout, 1, 10_000), name="writer")
         await asyncio.sleep(60)
         sent_ms = sum(s.duration_ms for s in port.sent)
         assert 2000 <= sent_ms <= 2000 + 40  # it stops at the cap, a minute later too
         assert not writer.done()  # the rest waits, the queue full but bounded...
         queued_ms = sum(item[3] for item in playout._queue if item[0] == 0)
-        assert queued_ms <= PlayoutConfig().max_queue_ms + SLICE_MS
+        assert queued_ms <= PlayoutConfig().max_queue_ms + STEP_MS
         playout.cancel(1)  # ...until a barge-in drops it all
         assert not playout.has_pending()
         await asyncio.sleep(0)
@@ -108,11 +119,11 @@ def test_a_reader_that_stops_reading_costs_bounded_memory() -> None:
         playout = await started(port, PlayoutConfig(max_queue_ms=2000))
         port.stall_sends()
         playout.open_turn(1)
-        writer = loop.create_task(playout.audio(1, tone_pcm(60_000)), name="writer")
+        writer = loop.create_task(write_in_steps(playout, 1, 60_000), name="writer")
         await asyncio.sleep(300)
         assert not writer.done()  # the agent waits; nothing piles up
         queued_ms = sum(item[3] for item in playout._queue if item[0] == 0)
-        assert queued_ms <= 2000 + SLICE_MS  # one write of 60 s, held to the bound
+        assert queued_ms <= 2000 + STEP_MS  # a minute of audio, held to the bound
         dropped = playout.cancel(1)  # barge-in still works while the reader is stuck
         assert dropped > 0 and not playout.has_pending()
         await asyncio.sleep(0)

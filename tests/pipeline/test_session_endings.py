@@ -10,7 +10,7 @@ import pytest
 from pipeline.agents.base import CallInfo
 from pipeline.audio import PCM16_16K
 from pipeline.lifecycle import Ending, Phase
-from pipeline.session import DRAIN_GRACE_S, SessionConfig
+from pipeline.session_config import DRAIN_GRACE_S, SessionConfig
 from tests.fakes.agents import FAREWELL_MS, HangUpAgent, ToneAgent
 from tests.support.core import Core, wait_until
 from tests.support.virtual_time import run_virtual

@@ -14,7 +14,7 @@ import pytest
 from pipeline.agents.base import AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, ULAW_8K
-from pipeline.session import SessionConfig
+from pipeline.session_config import SessionConfig
 from tests.fakes.agents import FailingTurnAgent, ToneAgent
 from tests.support.core import Core, speech, wait_until
 from tests.support.virtual_time import run_virtual

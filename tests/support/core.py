@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pipeline.agents.base import Agent, CallInfo
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
 from pipeline.observers import ObservedCall, SessionObserver
-from pipeline.session import CallSession, SessionConfig
+from pipeline.session import CallSession
+from pipeline.session_config import SessionConfig
 from pipeline.wav import read_wav
 from tests.fakes.port import RecordingPort
 from tests.support.audio import FIXTURES

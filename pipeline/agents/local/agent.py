@@ -45,14 +45,35 @@ class LocalAgent(Agent):
         self._decoder: Any = None
         # A barged-in turn's recognition may still run in its thread when the next starts.
         self._decoder_lock = threading.Lock()
+        self._greeting: tuple[int, asyncio.Task[None]] | None = None
 
     async def start(self, out: AgentOutput) -> None:
+        """Open the greeting turn and speak it from a task: the call listens (and the caller
+        can talk over the greeting) while it is synthesised and played."""
         self._decoder = await asyncio.to_thread(self._recognizer.new_decoder)
         turn = out.begin_turn()
-        await self._say(turn, self._dialogue.greeting().text, out)
-        out.end_turn(turn)
+        self._greeting = turn, out.tasks.spawn(self._greet(turn, out), "greeting")
+
+    async def _greet(self, turn_id: int, out: AgentOutput) -> None:
+        try:
+            await self._say(turn_id, self._dialogue.greeting().text, out)
+        except Exception as exc:  # never dead air: the apology (or a toy's error) instead
+            log.warning("greeting failed: %r", exc)
+            await out.fail_turn(turn_id, type(exc).__name__)
+            return
+        out.end_turn(turn_id)
+
+    def interrupted(self, turn_id: int, heard_ms: float) -> None:
+        if self._greeting is not None and self._greeting[0] == turn_id:
+            self._stop_greeting()
+
+    def _stop_greeting(self) -> None:
+        greeting, self._greeting = self._greeting, None
+        if greeting is not None:
+            greeting[1].cancel()
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
+        self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
         heard = await asyncio.to_thread(self._transcribe, utterance)
         out.transcript(turn_id, "user", heard)
         reply = self._dialogue.reply(heard)

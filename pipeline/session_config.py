@@ -1,0 +1,28 @@
+"""How a call behaves: its endpointing, playout and limits, and the waits of its ending."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.endpointing import EndpointerConfig
+from pipeline.playout import PlayoutConfig
+
+#: extra time granted to the far end to confirm the goodbye, on top of what is unplayed
+DRAIN_GRACE_S = 2.0
+#: how long a goodbye may take to be generated and queued before we close anyway
+HANGUP_PLAYOUT_TIMEOUT_S = 30.0
+#: how often a call that must end looks again whether its reply has finished playing
+REPLY_POLL_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
+    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    #: end the call politely after this long without user speech (0: never)
+    idle_timeout_s: float = 0.0
+    #: end the call politely after this long in total (0: never)
+    max_duration_s: float = 0.0
+    #: a failed agent turn plays the packaged apology (phones); else the transport's error
+    #: signal alone reports it (a toy shows RESPONSE.ERROR)
+    spoken_apology: bool = True
