@@ -1,14 +1,14 @@
 """Turn latency per agent: end of the caller's speech to the first reply audio at the caller.
 
-Each emulated Twilio call (transports/twilio/emulator.py, real time, real sockets) waits for
+Each emulated Twilio call (transports/twilio/emulator/, real time, real sockets) waits for
 the greeting, then asks a question recorded in speech several times. The clock starts when
 the last voiced frame of the question leaves the caller and stops when the first reply frame
 arrives, so the figure includes the endpointer's silence window (``BRIDGE_VAD_SILENCE_MS``,
 500 ms by default), recognition, the agent, synthesis and the network hops: what a caller
 waits. ``--calls`` runs that many callers at once.
 
-The OpenAI agents run against the loopback fakes the tests use (tests/fake_openai.py,
-tests/fake_realtime.py) with a fixed injected provider delay per request. The bridge's own
+The OpenAI agents run against the loopback fakes the tests use (tests/fakes/openai_server.py,
+tests/fakes/realtime_server.py) with a fixed injected provider delay per request. The bridge's own
 overhead is the server-side latency of each turn (from committing the caller's turn to sending
 the first reply audio, as the call records hold it) less the time within it that the bridge
 waited on the provider, which the fake OpenAI (in its own process) reports per request. A

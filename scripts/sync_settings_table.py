@@ -1,6 +1,6 @@
 """Rewrite the settings tables of README.md and DEPLOYMENT.md from bridge/settings.py.
 
-Run by ``make docs``; tests/test_docs.py fails when a table is stale.
+Run by ``make docs``; tests/bridge/test_docs.py fails when a table is stale.
 """
 
 from __future__ import annotations

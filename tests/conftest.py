@@ -39,7 +39,7 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
         env.setdefault("BRIDGE_AGENT", "echo")  # line tests; the local agent is opted into
         env.setdefault("BRIDGE_RECORDS_URL", f"sqlite:///{tmp_path / 'calls.db'}")
         # every test client shares one loopback address: the per-IP rate limit is off unless
-        # a test turns it on (tests/test_ops_limits.py)
+        # a test turns it on (tests/e2e/test_ops_limits.py)
         env = {"BRIDGE_RATE_LIMIT_PER_S": 0, **env}
         settings = Settings.from_env({k: str(v) for k, v in env.items()}, dotenv_path=None)
         server = ServerThread(create_app(settings, factory), settings).start()

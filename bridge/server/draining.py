@@ -2,7 +2,7 @@
 
 uvicorn's own SIGTERM handling closes every WebSocket at once (1012) and then re-raises the
 signal, so the process dies by SIGTERM mid-sentence. Here the first SIGTERM starts the app's
-drain (bridge/drain.py) instead; uvicorn is told to exit only once it has finished, and the
+drain (bridge/ops/drain.py) instead; uvicorn is told to exit only once it has finished, and the
 signal is not re-raised, so the process exits 0. A second SIGTERM, or SIGINT (Ctrl-C), keeps
 uvicorn's immediate behaviour for an operator who wants out now.
 """

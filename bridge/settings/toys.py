@@ -23,7 +23,7 @@ class ToysSettings:
         "BRIDGE_ESP32_DEVICES_FILE",
         "",
         "JSON file of per-device tokens, settings, MAC bindings and revocations "
-        "(schema in bridge/device_auth.py).",
+        "(schema in bridge/toys/credentials/devices_file.py).",
     )
     esp32_require_mac: bool = setting(
         "BRIDGE_ESP32_REQUIRE_MAC", False, "Reject toys that send no `X-Device-Mac`."

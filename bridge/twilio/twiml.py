@@ -9,7 +9,7 @@ Twilio runs the next verb as soon as the stream closes, whoever closed it:
 * ``apology``: a short spoken apology and ``<Hangup/>``, so a dropped stream is explained.
   A deliberate agent hang-up must then not fall through to the apology: the bridge completes
   the call through the REST API once the goodbye was heard, before closing the stream
-  (bridge/twilio_rest.py).
+  (bridge/twilio/rest.py).
 """
 
 from __future__ import annotations

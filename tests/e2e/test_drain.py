@@ -85,7 +85,7 @@ async def test_sigterm_lets_the_reply_finish_refuses_new_calls_and_exits_0(
     assert time.monotonic() - term_at < DRAIN_TIMEOUT_S + EXIT_SLACK_S
     messages = [str(entry["msg"]) for entry in bridge.log_entries()]
     assert "drained" in messages
-    # start-up froze the long-lived heap, so full collections stay short (bridge/heap.py)
+    # start-up froze the long-lived heap, so full collections stay short (bridge/ops/heap.py)
     assert any(m.startswith("start-up heap settled") for m in messages)
     assert any(m.startswith("call ended reason=server shutdown") for m in messages)
     # the call record was flushed before exit: complete, with its turn and end reason

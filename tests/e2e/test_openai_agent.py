@@ -1,5 +1,5 @@
 """The cascaded OpenAI agent end to end: a real bridge, real callers and toys, the real
-``openai`` client, and a fake OpenAI server on loopback (tests/fake_openai.py)."""
+``openai`` client, and a fake OpenAI server on loopback (tests/fakes/openai_server.py)."""
 
 from __future__ import annotations
 

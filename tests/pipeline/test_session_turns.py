@@ -8,15 +8,18 @@ clock. Every timing below is exact, and the whole file runs in well under a seco
 from __future__ import annotations
 
 import asyncio
+import functools
 
+import numpy as np
 import pytest
 
 from pipeline.agents.base import AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, ULAW_8K
+from pipeline.observers import ObservedCall, Observers, SessionObserver
 from pipeline.session_config import SessionConfig
 from tests.fakes.agents import FailingTurnAgent, ToneAgent
-from tests.support.core import Core, speech, wait_until
+from tests.support.core import Core, silence, speech, wait_until
 from tests.support.virtual_time import run_virtual
 
 INFO = CallInfo("call-1", "fake", PCM16_16K)
@@ -191,5 +194,49 @@ def test_agent_tasks_end_with_the_call() -> None:
         assert agent.task.cancelled()
         with pytest.raises(RuntimeError, match="closed"):
             core.session.tasks.spawn(asyncio.sleep(1), "late")
+
+    run_virtual(main)
+
+
+def test_silence_and_low_noise_never_make_a_turn() -> None:
+    async def main() -> None:
+        agent = tone_agent(reply_ms=400)
+        core = await Core(agent).start()
+        rng = np.random.default_rng(3)
+        noise = rng.normal(0, 40, 16000 * 20).astype(np.int16).tobytes()
+        await core.say(silence(PCM16_16K, 5000) + noise)
+        assert agent.utterances == [] and "commit" not in core.port.names()
+        assert core.session.stats.user_turns == 0
+        await core.hang_up()
+
+    run_virtual(main)
+
+
+def turn_ended(core: Core, turn_id: int) -> bool:
+    return any(c.name == "end" and c.turn_id == turn_id for c in core.port.calls)
+
+
+def test_every_failed_turn_is_apologised_for_and_a_broken_observer_changes_nothing() -> None:
+    class Broken(SessionObserver):
+        calls = 0
+
+        def on_user_turn(self, session: ObservedCall, turn_id: int, speech_ms: float) -> None:
+            Broken.calls += 1
+            raise RuntimeError("metrics backend down")
+
+    async def main() -> None:
+        core = Core(FailingTurnAgent(INFO), wire=ULAW_8K)
+        core.session.observer = Observers(core.observer, Broken())
+        await core.start()
+        apology_ms = len(apology_audio(PCM16_16K)) / 32
+        for turn_id in (1, 2):
+            await core.speak()
+            await wait_until(functools.partial(turn_ended, core, turn_id))
+            sent_ms = sum(s.duration_ms for s in core.port.audio_of(turn_id))
+            assert sent_ms == pytest.approx(apology_ms, abs=1)
+            await asyncio.sleep(apology_ms / 1000)
+        assert Broken.calls == 2 and len(core.observer.named("user_turn")) == 2
+        assert core.session.stats.agent_errors == 2
+        await core.hang_up()
 
     run_virtual(main)

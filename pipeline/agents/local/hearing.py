@@ -2,7 +2,8 @@
 
 An open language model garbles short commands on 8 kHz phone audio ("help" -> "help him",
 "hello there" -> "over there"); a JSGF grammar of what the dialogue understands recognises
-them reliably (tests/test_local_agent_parts.py). Dither is off so recognition is repeatable.
+them reliably (tests/pipeline/agents/test_local_agent_parts.py). Dither is off so recognition
+is repeatable.
 Each call gets its own grammar decoder because a decoder holds per-utterance state.
 
 "Repeat after me …" needs open vocabulary, which a grammar cannot give. The grammar still

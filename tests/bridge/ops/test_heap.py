@@ -1,4 +1,4 @@
-"""Start-up heap settling (bridge/heap.py), in a fresh interpreter: freezing is process-wide."""
+"""Start-up heap settling (bridge/ops/heap.py), in a fresh interpreter: freezing is process-wide."""
 
 from __future__ import annotations
 
