@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 
 from bench.server import free_port
+from tests.support.loopback import Loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class ServeProcess:
+class ServeProcess(Loopback):
     """``python -m bridge.cli serve`` on a free loopback port, logs to a file."""
 
     def __init__(self, tmp_path: Path, **env: str) -> None:
@@ -42,14 +43,6 @@ class ServeProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     async def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s

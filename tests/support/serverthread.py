@@ -17,11 +17,12 @@ import uvicorn
 from bridge.server.config import uvicorn_options
 from bridge.server.fastpath import FastWebSocketPaths
 from bridge.settings import Settings
+from tests.support.loopback import Loopback
 
 T = TypeVar("T")
 
 
-class UvicornThread:
+class UvicornThread(Loopback):
     """Any ASGI app served by uvicorn on a free loopback port, in its own thread and loop."""
 
     def __init__(self, app: Any, **options: Any) -> None:
@@ -51,14 +52,6 @@ class UvicornThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def call_in_loop(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         assert self.loop is not None
