@@ -185,7 +185,8 @@ class CallSession(AgentOutput):
         if turn_task is not None and turn_task is not asyncio.current_task():
             await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
         try:
-            await asyncio.wait_for(self.playout.wait_idle(), HANGUP_PLAYOUT_TIMEOUT_S)
+            async with asyncio.timeout(HANGUP_PLAYOUT_TIMEOUT_S):
+                await self.playout.wait_idle()
         except TimeoutError:
             self.log.warning("goodbye did not finish playing in time")
         await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)

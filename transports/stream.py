@@ -145,9 +145,11 @@ class TransportStream(ABC, Generic[E]):
         deadline_s = self.deadline_s()
         if deadline_s is None:
             return await self.ws.receive()
-        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(self.ws.receive(), deadline_s - loop.time())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as a message does, and the loop would not end
+            async with asyncio.timeout_at(deadline_s):
+                return await self.ws.receive()
         except TimeoutError:
             return None
 

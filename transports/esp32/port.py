@@ -194,5 +194,6 @@ class Esp32Port:
             await asyncio.sleep(self.unacked_ms() / 1000 + self.options.session_end_delay_s)
             await self.send_text(self.proto.session_end)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.peer_closed.wait(), self.options.device_close_wait_s)
+                async with asyncio.timeout(self.options.device_close_wait_s):
+                    await self.peer_closed.wait()
         await link.close(code, reason)

@@ -91,7 +91,8 @@ class TwilioPort:
 
     async def drain(self, timeout_s: float) -> None:
         try:
-            await asyncio.wait_for(self._all_played.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._all_played.wait()
         except TimeoutError:
             log.warning("marks not echoed within %.1fs; closing anyway", timeout_s)
 

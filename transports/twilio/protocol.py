@@ -152,9 +152,14 @@ TRANSITIONS: dict[tuple[State, str], Rule] = {
 }
 
 
+#: parses one inbound message of an event type the table let through
+Parser = Callable[["TwilioProtocol", dict[str, Any]], list[Event]]
+
+
 class TwilioProtocol:
     def __init__(self) -> None:
         self.state = State.AWAIT_START
+        self._rules = _RULES_BY_STATE[self.state]
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.counters = Counters()
@@ -181,17 +186,19 @@ class TwilioProtocol:
         if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
             return self._invalid("not an event object")
         self._consecutive_invalid = 0
-        rule = TRANSITIONS.get((self.state, msg["event"]))
-        if rule is None:
+        entry = self._rules.get(msg["event"])
+        if entry is None:
             self.counters.unknown_events += 1
             return []
-        if rule.emits is None:
+        rule, parse = entry
+        if parse is None:
             if rule.ignored_as:
                 setattr(self.counters, rule.ignored_as, getattr(self.counters, rule.ignored_as) + 1)
             return []
-        events: list[Event] = self._parsers[rule.emits](self, msg)
-        if any(type(event) is rule.emits for event in events):
+        events = parse(self, msg)
+        if rule.next is not self.state and any(type(event) is rule.emits for event in events):
             self.state = rule.next
+            self._rules = _RULES_BY_STATE[rule.next]
         return events
 
     def _invalid(self, why: str) -> list[Event]:
@@ -313,7 +320,7 @@ class TwilioProtocol:
         return [Connected(str(msg.get("protocol", "")), str(msg.get("version", "")))]
 
     #: the parser of each event type the table lets through
-    _parsers: ClassVar[dict[type, Callable[[TwilioProtocol, dict[str, Any]], list[Event]]]] = {
+    _parsers: ClassVar[dict[type, Parser]] = {
         Connected: _connected,
         Start: _start,
         Media: _media,
@@ -374,3 +381,14 @@ class TwilioProtocol:
         if self.state is not State.ACTIVE or self.stream_sid is None:
             raise RuntimeError("nothing may be sent before start or after stop")
         return self.stream_sid
+
+
+#: :data:`TRANSITIONS` regrouped for the hot path: per state, event name -> (rule, parser)
+_RULES_BY_STATE: dict[State, dict[str, tuple[Rule, Parser | None]]] = {
+    state: {
+        name: (rule, None if rule.emits is None else TwilioProtocol._parsers[rule.emits])
+        for (rule_state, name), rule in TRANSITIONS.items()
+        if rule_state is state
+    }
+    for state in State
+}

@@ -131,7 +131,8 @@ class RealtimeAgent(Agent):
         self._turns.pending = turn_id
         self._link.send(events.response_create(turn_id, events.FAREWELL_INSTRUCTIONS))
         try:
-            await asyncio.wait_for(done.wait(), FAREWELL_TIMEOUT_S)
+            async with asyncio.timeout(FAREWELL_TIMEOUT_S):
+                await done.wait()
         except TimeoutError:
             self.log.warning("the farewell did not arrive in time")
         finally:
