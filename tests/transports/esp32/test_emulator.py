@@ -24,6 +24,14 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from tests.transports.esp32.messages import (
+    COMMITTED,
+    COMPLETE,
+    CREATED,
+    ERROR,
+    SESSION_END,
+    server_msg,
+)
 from transports.esp32.emulator.client import (
     MIC_BYTES_PER_MS,
     FakeToy,
@@ -55,17 +63,6 @@ MIC_CHUNK_BYTES = 1024
 #: Opus at this rate makes ~1.9 kB packets, so 5 s of audio outsizes every buffer on the way
 HIGH_BITRATE = 128000
 SMALL_SERVER_BUFFER_BYTES = 4096
-
-
-def server_msg(msg: str, **fields: object) -> str:
-    return json.dumps({"type": "server", "msg": msg, **fields})
-
-
-CREATED = server_msg("RESPONSE.CREATED")
-COMPLETE = server_msg("RESPONSE.COMPLETE")
-ERROR = server_msg("RESPONSE.ERROR")
-COMMITTED = server_msg("AUDIO.COMMITTED")
-SESSION_END = server_msg("SESSION.END")
 
 
 def opus_packets(count: int, *, bitrate: int = OPUS_BITRATE, noise: bool = False) -> list[bytes]:

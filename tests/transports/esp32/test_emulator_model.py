@@ -13,6 +13,14 @@ import numpy as np
 import opuslib
 import pytest
 
+from tests.transports.esp32.messages import (
+    COMMITTED,
+    COMPLETE,
+    CREATED,
+    ERROR,
+    SESSION_END,
+    server_msg,
+)
 from transports.esp32.emulator import model as model_module
 from transports.esp32.emulator import playback as playback_module
 from transports.esp32.emulator.device import ToyState
@@ -32,17 +40,6 @@ AUTH: dict[str, Any] = {
     "is_ota": False,
     "is_reset": False,
 }
-
-
-def server(msg: str, **fields: object) -> str:
-    return json.dumps({"type": "server", "msg": msg, **fields})
-
-
-CREATED = server("RESPONSE.CREATED")
-COMPLETE = server("RESPONSE.COMPLETE")
-ERROR = server("RESPONSE.ERROR")
-COMMITTED = server("AUDIO.COMMITTED")
-SESSION_END = server("SESSION.END")
 
 
 def opus_packets(count: int) -> list[bytes]:
@@ -212,10 +209,10 @@ def test_24_khz_firmware_decodes_at_24_khz() -> None:
 
 def test_volume_on_complete_is_checked_and_applied() -> None:
     toy = authed()
-    toy.receive_text(server("RESPONSE.COMPLETE", volume_control=40), 0.0)
+    toy.receive_text(server_msg("RESPONSE.COMPLETE", volume_control=40), 0.0)
     assert toy.volume_control == 40 and toy.responses[0].volume_control == 40
-    toy.receive_text(server("RESPONSE.ERROR", volume_control=400), 0.1)
-    toy.receive_text(server("RESPONSE.ERROR", volume_control="loud"), 0.2)
+    toy.receive_text(server_msg("RESPONSE.ERROR", volume_control=400), 0.1)
+    toy.receive_text(server_msg("RESPONSE.ERROR", volume_control="loud"), 0.2)
     assert any("out of range: 400" in e for e in toy.protocol_errors)
     assert any("is not an integer: 'loud'" in e for e in toy.protocol_errors)
 
@@ -308,7 +305,7 @@ def test_bad_json_sends_the_device_idle_and_a_pending_hold_still_ends() -> None:
 
 def test_unknown_text_is_reported_and_ignored() -> None:
     toy = authed()
-    for text in (json.dumps({"type": "foo"}), "[]", server("SESSION.CREATED")):
+    for text in (json.dumps({"type": "foo"}), "[]", server_msg("SESSION.CREATED")):
         assert toy.receive_text(text, 0.1) == []
     errors = toy.protocol_errors
     assert [e.split(" (")[0].split(":")[0] for e in errors] == [
