@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bridge import wiring
-from bridge.settings import Settings, SettingsError
+from bridge.settings import Settings
 from pipeline.agents.base import AgentFactory
 from pipeline.agents.echo import EchoAgentFactory
 
@@ -50,18 +50,9 @@ def realtime_factory(settings: Settings) -> AgentFactory:
 
 
 def openai_factory(settings: Settings) -> AgentFactory:
-    """The cascaded OpenAI agent; a stage on api.openai.com without a key fails start-up."""
-    from pipeline.agents.openai.agent import OpenAIAgentFactory
+    """The cascaded agent (``BRIDGE_AGENT=openai``): its speech-to-text and text-to-speech
+    stages from ``BRIDGE_STT`` / ``BRIDGE_TTS`` and the personas, its chat stage any
+    OpenAI-compatible server. A stage on api.openai.com without a key fails start-up."""
+    from bridge.stages import cascade_factory
 
-    config = wiring.openai_config(settings)
-    missing = config.missing_keys()
-    if missing:
-        raise SettingsError(
-            "BRIDGE_AGENT=openai: no API key for the "
-            + ", ".join(missing)
-            + " stage(s) on api.openai.com. Set BRIDGE_OPENAI_API_KEY (or OPENAI_API_KEY), "
-            "or a stage's own key (BRIDGE_OPENAI_STT_API_KEY, BRIDGE_OPENAI_CHAT_API_KEY, "
-            "BRIDGE_OPENAI_TTS_API_KEY), or point the stage at another server with its "
-            "BRIDGE_OPENAI_*_BASE_URL."
-        )
-    return OpenAIAgentFactory(config, wiring.persona_book(settings))
+    return cascade_factory(settings, wiring.persona_book(settings))

@@ -13,8 +13,12 @@ from bridge.toys.credentials import DeviceAuthenticator, DeviceSettings
 from bridge.toys.failure_limits import Backoff, FailureLimiter
 from bridge.toys.gate import DeviceGate
 from bridge.twilio.rest import TwilioRest
-from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
+from pipeline.agents.cascade.config import CascadeConfig
 from pipeline.agents.persona import Persona, PersonaBook
+from pipeline.agents.providers.openai.chat import ChatOptions
+from pipeline.agents.providers.openai.config import Endpoint
+from pipeline.agents.providers.openai.stt import TranscriptionOptions
+from pipeline.agents.providers.openai.tts import SpeechOptions
 from pipeline.agents.realtime.config import RealtimeConfig, realtime_url
 from pipeline.endpointing import EndpointerConfig
 from pipeline.session_config import SessionConfig
@@ -111,8 +115,16 @@ def persona_book(settings: Settings) -> PersonaBook:
     return PersonaBook.load(settings.personas_file or None, default)
 
 
-def openai_config(settings: Settings) -> OpenAIAgentConfig:
-    """The cascaded agent's stages; each stage's server and key fall back to the shared ones."""
+def cascade_config(settings: Settings) -> CascadeConfig:
+    return CascadeConfig(
+        turn_deadline_s=settings.openai_turn_deadline_s,
+        request_timeout_s=settings.openai_request_timeout_s,
+        farewell=settings.farewell_message,
+    )
+
+
+def openai_endpoints(settings: Settings) -> dict[str, Endpoint]:
+    """Each OpenAI stage's server and key, falling back to the shared ones."""
 
     def endpoint(base_url: str, api_key: str) -> Endpoint:
         return Endpoint(
@@ -120,18 +132,25 @@ def openai_config(settings: Settings) -> OpenAIAgentConfig:
             api_key=api_key or settings.openai_api_key,
         )
 
-    return OpenAIAgentConfig(
-        stt=endpoint(settings.openai_stt_base_url, settings.openai_stt_api_key),
-        chat=endpoint(settings.openai_chat_base_url, settings.openai_chat_api_key),
-        tts=endpoint(settings.openai_tts_base_url, settings.openai_tts_api_key),
-        stt_model=settings.openai_stt_model,
-        chat_model=settings.openai_model,
-        tts_model=settings.openai_tts_model,
-        stt_language=settings.openai_stt_language,
-        turn_deadline_s=settings.openai_turn_deadline_s,
-        request_timeout_s=settings.openai_request_timeout_s,
-        farewell=settings.farewell_message,
+    return {
+        "transcription": endpoint(settings.openai_stt_base_url, settings.openai_stt_api_key),
+        "chat": endpoint(settings.openai_chat_base_url, settings.openai_chat_api_key),
+        "speech": endpoint(settings.openai_tts_base_url, settings.openai_tts_api_key),
+    }
+
+
+def openai_transcription(settings: Settings, endpoint: Endpoint) -> TranscriptionOptions:
+    return TranscriptionOptions(
+        endpoint, model=settings.openai_stt_model, language=settings.openai_stt_language
     )
+
+
+def openai_chat(settings: Settings, endpoint: Endpoint) -> ChatOptions:
+    return ChatOptions(endpoint, model=settings.openai_model)
+
+
+def openai_speech(settings: Settings, endpoint: Endpoint) -> SpeechOptions:
+    return SpeechOptions(endpoint, model=settings.openai_tts_model)
 
 
 def realtime_config(settings: Settings) -> RealtimeConfig:

@@ -18,6 +18,19 @@ class AgentsSettings:
         "Realtime speech to speech) or `echo` (plays each utterance back, for line tests).",
         choices=("echo", "local", "openai", "openai-realtime"),
     )
+    stt: str = setting(
+        "BRIDGE_STT",
+        "openai",
+        "Speech-to-text stage of the cascaded agent (`BRIDGE_AGENT=openai`); a persona may "
+        "choose another (`stt`).",
+        choices=("openai",),
+    )
+    tts: str = setting(
+        "BRIDGE_TTS",
+        "openai",
+        "Text-to-speech stage of the cascaded agent; a persona may choose another (`tts`).",
+        choices=("openai",),
+    )
     openai_api_key: str = setting(
         "BRIDGE_OPENAI_API_KEY",
         "",

@@ -7,6 +7,8 @@ line, a pirate toy). Personas live in one TOML file (``BRIDGE_PERSONAS_FILE``)::
     system_prompt = "You are a friendly pirate. Answer in one or two short sentences."
     first_message = "Ahoy! What be yer question?"
     voice = "ash"
+    stt = "openai"          # the cascade's stages for this persona (default: settings)
+    tts = "openai"
 
     [numbers]              # the Twilio number called (the webhook's ``To``)
     "+15551230001" = "pirate"
@@ -31,7 +33,7 @@ from typing import Any
 
 from pipeline.agents.base import CallInfo
 
-_FIELDS = ("system_prompt", "first_message", "voice")
+_FIELDS = ("system_prompt", "first_message", "voice", "stt", "tts")
 
 
 class PersonaError(ValueError):
@@ -46,6 +48,9 @@ class Persona:
     first_message: str = ""
     #: a voice name understood by the agent's speech stage (e.g. an OpenAI voice)
     voice: str = ""
+    #: the cascade's speech-to-text and text-to-speech providers (empty: the settings')
+    stt: str = ""
+    tts: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.agents.openai.audio_io import TTS_SPEC
+from pipeline.agents.providers.openai.tts import TTS_SPEC
 from pipeline.apology import apology_audio
 from pipeline.observers import ObservedCall, SessionObserver
 from tests.fakes.openai_server import ChatScript, FakeOpenAI, Fault, tts_ms
@@ -226,7 +226,7 @@ async def test_speaking_on_after_a_pause_voids_the_early_transcription(
     fake.transcript_of = lambda request: f"{request.body['audio_ms']:.0f} ms of speech"
     server = make_server(**openai_env(fake))
     peer = await open_call(server)
-    with caplog.at_level(logging.DEBUG, logger="pipeline.agents.openai"):
+    with caplog.at_level(logging.DEBUG, logger="pipeline.agents.cascade"):
         # a pause of about 370 ms: long enough to be transcribed early, too short to end it
         await say_and_listen(peer, short_ulaw + SILENCE * 8 * 250 + short_ulaw)
     await peer.close()
@@ -445,7 +445,7 @@ async def test_a_bad_key_fails_fast_and_is_logged_once(
 ) -> None:
     server = make_server(**openai_env(fake, BRIDGE_OPENAI_API_KEY="sk-wrong"))
     peer = await open_call(server)
-    with caplog.at_level(logging.ERROR, logger="pipeline.agents.openai"):
+    with caplog.at_level(logging.ERROR, logger="pipeline.agents.providers.openai"):
         for _ in range(2):
             before = len(peer.played)
             await say(peer, short_ulaw)

@@ -12,10 +12,10 @@ import pytest
 
 from bridge.agents import build_agent_factory
 from bridge.settings import Settings, SettingsError
-from pipeline.agents.openai.audio_io import TTS_SPEC
-from pipeline.agents.openai.clients import classify, retry_after_s
-from pipeline.agents.openai.memory import Conversation, cut_words
-from pipeline.agents.openai.sse import event_data
+from pipeline.agents.cascade.memory import Conversation, cut_words
+from pipeline.agents.providers.openai.clients import classify, retry_after_s
+from pipeline.agents.providers.openai.sse import event_data
+from pipeline.agents.providers.openai.tts import TTS_SPEC
 from pipeline.agents.retry import Deadline, DeadlineExceeded, Retry, RetryPolicy, retry_within
 from pipeline.agents.sentences import SentenceCutter
 

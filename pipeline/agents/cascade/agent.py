@@ -1,7 +1,10 @@
-"""The cascaded OpenAI agent: hear (transcription), think (streamed chat), speak (streamed TTS).
+"""The cascaded agent: hear (speech to text), think (streamed chat), speak (text to speech).
+
+Each stage is an interface (``stages.py``) that any provider implements; the cascade never
+names one. Today's ``openai`` agent is this cascade with the OpenAI stages.
 
 Transcription starts before the turn ends when it can: once the caller has paused long enough
-(:meth:`OpenAIAgent.prepare`), the would-be turn is sent off, and the rest of the endpointer's
+(:meth:`CascadeAgent.prepare`), the would-be turn is sent off, and the rest of the endpointer's
 silence window hides the round trip. The committed turn reuses that transcript if its audio is
 the same; if the caller spoke again, the early one is dropped.
 
@@ -13,7 +16,7 @@ lets synthesis of the next sentence overlap playback of the current one.
 Failures are retried within one per-turn :class:`~pipeline.agents.retry.Deadline` that bounds
 the caller's silence. Nothing is ever repeated: the chat is retried only until its first
 sentence was handed on, a sentence's speech only until its first audio was sent. When a turn
-cannot be saved, :meth:`OpenAIAgent.respond` raises and the session plays its packaged
+cannot be saved, :meth:`CascadeAgent.respond` raises and the session plays its packaged
 apology (phones) or signals an error (toys); the call stays up.
 """
 
@@ -25,21 +28,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
-from pipeline.agents.openai.audio_io import TTS_SPEC, stt_spec, synthesize, transcribe
-from pipeline.agents.openai.chat import ChatReply, stream_sentences
-from pipeline.agents.openai.clients import StageClients, classify
-from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
-from pipeline.agents.openai.memory import Conversation, SpokenReply, SpokenSentence
-from pipeline.agents.persona import Persona, PersonaBook
+from pipeline.agents.base import Agent, AgentOutput, CallInfo
+from pipeline.agents.cascade.config import CascadeConfig
+from pipeline.agents.cascade.memory import Conversation, SpokenReply, SpokenSentence
+from pipeline.agents.cascade.stages import (
+    Attempt,
+    Chat,
+    ChatReply,
+    SpeechToText,
+    Stage,
+    TextToSpeech,
+)
+from pipeline.agents.persona import Persona
 from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
 from pipeline.call_logger import CallLog
 
 T = TypeVar("T")
 
-log = logging.getLogger("pipeline.agents.openai")
+log = logging.getLogger("pipeline.agents.cascade")
 
-DEFAULT_VOICE = "alloy"
 #: shortest timeout an attempt gets, even when the deadline is nearly spent
 MIN_ATTEMPT_TIMEOUT_S = 0.05
 
@@ -52,16 +59,29 @@ class EarlyTranscript:
     task: asyncio.Task[str]
 
 
-class OpenAIAgent(Agent):
-    output_spec = TTS_SPEC
+@dataclass(frozen=True, slots=True)
+class CascadeStages:
+    """One call's three stages."""
 
-    def __init__(self, call: CallInfo, persona: Persona, clients: StageClients) -> None:
-        self.input_spec = stt_spec(call.native_in)
+    stt: SpeechToText
+    chat: Chat
+    tts: TextToSpeech
+
+    def all(self) -> tuple[Stage, ...]:
+        return (self.stt, self.chat, self.tts)
+
+
+class CascadeAgent(Agent):
+    def __init__(
+        self, call: CallInfo, persona: Persona, stages: CascadeStages, config: CascadeConfig
+    ) -> None:
+        self.input_spec = stages.stt.input_spec
+        self.output_spec = stages.tts.output_spec
         self._call = call
         self._persona = persona
-        self._voice = persona.voice or DEFAULT_VOICE
-        self._clients = clients
-        self._cfg: OpenAIAgentConfig = clients.config
+        self._voice = persona.voice
+        self._stages = stages
+        self._cfg = config
         self._memory = Conversation(persona.system_prompt)
         self._out: AgentOutput | None = None
         self._greeting: asyncio.Task[None] | None = None
@@ -133,6 +153,11 @@ class OpenAIAgent(Agent):
     async def close(self) -> None:
         self._drop_early()
         await self._stop_greeting()
+        for stage in self._stages.all():
+            try:
+                await stage.aclose()
+            except Exception as exc:  # a stage failing to close must not break teardown
+                self.log.warning("%s %s stage did not close: %r", stage.provider, stage.kind, exc)
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -152,19 +177,10 @@ class OpenAIAgent(Agent):
         return await self._transcribe(turn_id, utterance, deadline)
 
     async def _transcribe(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
-        cfg = self._cfg
+        stt = self._stages.stt
         return await self._stage(
-            "transcription",
-            cfg.stt,
-            lambda: transcribe(
-                self._clients.stt,
-                cfg.stt_model,
-                utterance,
-                self.input_spec.rate_hz,
-                cfg.stt_language,
-                self._timeout_s(deadline),
-                self._request_id(turn_id, "stt"),
-            ),
+            stt,
+            lambda: stt.transcribe(utterance, self._attempt(turn_id, "stt", deadline)),
             deadline,
         )
 
@@ -185,7 +201,7 @@ class OpenAIAgent(Agent):
 
     async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
         """Speak fixed text (greeting, farewell) as one remembered reply."""
-        reply = self._memory.add_reply(turn_id, TTS_SPEC)
+        reply = self._memory.add_reply(turn_id, self.output_spec)
         deadline = Deadline(self._cfg.turn_deadline_s)
         try:
             await self._speak(turn_id, reply.sentence(text), reply, out, deadline)
@@ -199,7 +215,7 @@ class OpenAIAgent(Agent):
     async def _answer(self, turn_id: int, out: AgentOutput, deadline: Deadline) -> ChatReply:
         """Stream the model's answer and speak it sentence by sentence while it streams."""
         messages = self._memory.messages()
-        reply = self._memory.add_reply(turn_id, TTS_SPEC)
+        reply = self._memory.add_reply(turn_id, self.output_spec)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: list[ChatReply | Exception] = []
         audible = asyncio.Event()
@@ -248,20 +264,16 @@ class OpenAIAgent(Agent):
             # model's next sentences wait in the socket meanwhile, needed only later.
             await audible.wait()
 
-        cfg = self._cfg
+        chat = self._stages.chat
         try:
             outcome.append(
                 await self._stage(
-                    "chat",
-                    cfg.chat,
-                    lambda: stream_sentences(
-                        self._clients.chat,
-                        cfg.chat_model,
+                    chat,
+                    lambda: chat.reply(
                         messages,
                         on_sentence,
                         deadline.progress,
-                        self._timeout_s(deadline),
-                        self._request_id(turn_id, "chat"),
+                        self._attempt(turn_id, "chat", deadline),
                     ),
                     deadline,
                     may_retry=lambda: not handed_on,
@@ -288,19 +300,12 @@ class OpenAIAgent(Agent):
             if audible is not None:
                 audible.set()
 
-        cfg = self._cfg
-        request_id = self._request_id(turn_id, f"tts{len(reply.sentences) - 1}")
+        tts = self._stages.tts
+        name = f"tts{len(reply.sentences) - 1}"
         await self._stage(
-            "speech",
-            cfg.tts,
-            lambda: synthesize(
-                self._clients.tts,
-                cfg.tts_model,
-                self._voice,
-                sentence.text,
-                on_audio,
-                self._timeout_s(deadline),
-                request_id,
+            tts,
+            lambda: tts.synthesize(
+                sentence.text, self._voice, on_audio, self._attempt(turn_id, name, deadline)
             ),
             deadline,
             may_retry=lambda: sentence.audio_ms == 0,  # never replay audio already sent
@@ -311,8 +316,7 @@ class OpenAIAgent(Agent):
 
     async def _stage(
         self,
-        stage: str,
-        endpoint: Endpoint,
+        stage: Stage,
         attempt: Callable[[], Awaitable[T]],
         deadline: Deadline,
         may_retry: Callable[[], bool] = lambda: True,
@@ -321,8 +325,8 @@ class OpenAIAgent(Agent):
             return await retry_within(
                 attempt,
                 deadline,
-                classify,
-                what=f"OpenAI {stage}",
+                stage.classify,
+                what=f"{stage.provider} {stage.kind}",
                 policy=self._cfg.retry,
                 may_retry=may_retry,
                 logger=self.log,
@@ -330,12 +334,13 @@ class OpenAIAgent(Agent):
         except DeadlineExceeded:
             raise
         except Exception as exc:
-            if classify(exc) is None:
-                self._clients.report_permanent(stage, endpoint, exc)
+            if stage.classify(exc) is None:
+                stage.report_permanent(exc)
             raise
 
-    def _request_id(self, turn_id: int, stage: str) -> str:
-        return f"{self._call.call_id}-{turn_id}-{stage}"
+    def _attempt(self, turn_id: int, stage: str, deadline: Deadline) -> Attempt:
+        request_id = f"{self._call.call_id}-{turn_id}-{stage}"
+        return Attempt(turn_id, request_id, self._timeout_s(deadline))
 
     def _timeout_s(self, deadline: Deadline) -> float:
         return max(MIN_ATTEMPT_TIMEOUT_S, min(self._cfg.request_timeout_s, deadline.remaining_s()))
@@ -360,20 +365,3 @@ async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
         return
     task.cancel()
     await asyncio.wait({task})  # returns when it is done; only our own cancellation raises
-
-
-class OpenAIAgentFactory(AgentFactory):
-    """Clients (connection pools) are created once per process; ``create`` is cheap."""
-
-    name = "openai"
-
-    def __init__(self, config: OpenAIAgentConfig, personas: PersonaBook) -> None:
-        self.config = config
-        self.personas = personas
-        self.clients = StageClients(config)
-
-    def create(self, call: CallInfo) -> Agent:
-        return OpenAIAgent(call, self.personas.for_call(call), self.clients)
-
-    async def aclose(self) -> None:
-        await self.clients.aclose()

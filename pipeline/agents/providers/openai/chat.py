@@ -1,8 +1,11 @@
-"""One streamed Chat Completions request, cut into sentences while it streams.
+"""The chat stage: one streamed Chat Completions request, cut into sentences as it streams.
+
+Any OpenAI-compatible server serves it (OpenAI, Cloudflare Workers AI's OpenAI-compatible
+endpoint, Ollama, vLLM, ...).
 
 Each sentence is handed on the moment its end arrives in the token stream, so speech of the
 first sentence starts while the model is still writing the rest. The stream's events are
-parsed here (:mod:`pipeline.agents.openai.sse`) rather than by the library's typed models,
+parsed here (:mod:`pipeline.agents.providers.openai.sse`) rather than by the library's typed models,
 which cost more than the rest of a chunk's handling. The ``end_call`` tool lets
 the model end the conversation after saying goodbye.
 """
@@ -10,14 +13,18 @@ the model end the conversation after saying goodbye.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 
-from pipeline.agents.openai.clients import CLIENT_REQUEST_ID, StreamError
-from pipeline.agents.openai.sse import event_data
+from pipeline.agents.base import CallInfo
+from pipeline.agents.cascade.stages import Attempt, Chat, ChatReply, OnSentence, StageFactory
+from pipeline.agents.providers.openai.clients import CLIENT_REQUEST_ID, OpenAIClients, StreamError
+from pipeline.agents.providers.openai.config import Endpoint
+from pipeline.agents.providers.openai.sse import event_data
+from pipeline.agents.providers.openai.stage import OpenAIStage
 from pipeline.agents.sentences import SentenceCutter
 
 END_CALL_TOOL: dict[str, Any] = {
@@ -39,20 +46,54 @@ END_CALL_TOOL: dict[str, Any] = {
 }
 
 
-@dataclass(slots=True)
-class ChatReply:
-    """What one streamed answer amounted to."""
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    endpoint: Endpoint
+    model: str = "gpt-4o-mini"
 
-    text: str = ""
-    sentences: int = 0
-    end_call: bool = False
+
+class OpenAIChat(OpenAIStage, Chat):
+    def __init__(self, clients: OpenAIClients, options: ChatOptions) -> None:
+        super().__init__(clients, options.endpoint)
+        self._model = options.model
+
+    async def reply(
+        self,
+        messages: list[dict[str, str]],
+        on_sentence: OnSentence,
+        on_progress: Callable[[], None],
+        attempt: Attempt,
+    ) -> ChatReply:
+        return await stream_sentences(
+            self.client,
+            self._model,
+            messages,
+            on_sentence,
+            on_progress,
+            attempt.timeout_s,
+            attempt.request_id,
+        )
+
+
+class OpenAIChatFactory(StageFactory[OpenAIChat]):
+    provider = "openai"
+
+    def __init__(self, clients: OpenAIClients, options: ChatOptions) -> None:
+        self.clients = clients
+        self.options = options
+
+    def create(self, call: CallInfo) -> OpenAIChat:
+        return OpenAIChat(self.clients, self.options)
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
 
 
 async def stream_sentences(
     client: openai.AsyncOpenAI,
     model: str,
     messages: list[dict[str, str]],
-    on_sentence: Callable[[str], Awaitable[None]],
+    on_sentence: OnSentence,
     on_progress: Callable[[], None],
     timeout_s: float,
     request_id: str,

@@ -1,5 +1,8 @@
 """The process-wide OpenAI clients, one per distinct server, and what their errors mean.
 
+Every OpenAI stage (transcription, chat, speech) of every call draws its client from one
+:class:`OpenAIClients`, so stages on the same server share one connection pool.
+
 Clients are created once per process (connection pools are shared by every call) with the
 library's own retries switched off: :mod:`pipeline.agents.retry` retries within the turn's
 deadline instead, which the library's schedule knows nothing about.
@@ -14,10 +17,10 @@ from typing import Any
 import httpx2
 import openai
 
-from pipeline.agents.openai.config import Endpoint, OpenAIAgentConfig
+from pipeline.agents.providers.openai.config import Endpoint
 from pipeline.agents.retry import Retry
 
-log = logging.getLogger("pipeline.agents.openai")
+log = logging.getLogger("pipeline.agents.providers.openai")
 
 #: our own id for a request, which OpenAI logs: "<call id>-<turn id>-<stage>" lets an operator
 #: (or a support ticket) find a call's requests, and the benchmark attribute them to turns
@@ -99,33 +102,22 @@ def classify(exc: Exception) -> Retry | None:
     return None
 
 
-class StageClients:
-    """One ``AsyncOpenAI`` per distinct (base URL, key); stages on the same server share it."""
+class OpenAIClients:
+    """One ``AsyncOpenAI`` per distinct (base URL, key), made on first use, shared by all."""
 
-    def __init__(self, config: OpenAIAgentConfig) -> None:
-        self.config = config
+    def __init__(self, request_timeout_s: float) -> None:
+        self.request_timeout_s = request_timeout_s
         self._clients: dict[Endpoint, openai.AsyncOpenAI] = {}
         self._reported: set[tuple[str, int]] = set()
-        self.stt = self._client(config.stt)
-        self.chat = self._client(config.chat)
-        self.tts = self._client(config.tts)
-        self._import_resources()
 
-    def _import_resources(self) -> None:
-        """Import the API resources now, at start-up: the library imports each on first use
-        (about 70 ms for chat and audio here), which would land on the first caller's turn."""
-        for client in self._clients.values():
-            _ = client.audio.transcriptions.with_raw_response
-            _ = client.chat.completions.with_streaming_response
-            _ = client.audio.speech.with_streaming_response
-
-    def _client(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
-        if endpoint not in self._clients:
-            self._clients[endpoint] = openai.AsyncOpenAI(
+    def client(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
+        client = self._clients.get(endpoint)
+        if client is None:
+            client = self._clients[endpoint] = openai.AsyncOpenAI(
                 api_key=endpoint.client_key,
                 base_url=endpoint.base_url,
                 max_retries=0,
-                timeout=self.config.request_timeout_s,
+                timeout=self.request_timeout_s,
                 http_client=openai.DefaultAsyncHttpxClient(
                     limits=httpx2.Limits(
                         max_connections=MAX_CONNECTIONS,
@@ -134,7 +126,8 @@ class StageClients:
                     )
                 ),
             )
-        return self._clients[endpoint]
+            _import_resources(client)
+        return client
 
     def report_permanent(self, stage: str, endpoint: Endpoint, exc: Exception) -> None:
         """Log a non-retryable error once per stage and status, loudly: it needs an operator."""
@@ -164,6 +157,14 @@ class StageClients:
             )
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
             await client.close()
-        self._clients.clear()
+
+
+def _import_resources(client: openai.AsyncOpenAI) -> None:
+    """Import the API resources now, at start-up: the library imports each on first use
+    (about 70 ms for chat and audio here), which would land on the first caller's turn."""
+    _ = client.audio.transcriptions.with_raw_response
+    _ = client.chat.completions.with_streaming_response
+    _ = client.audio.speech.with_streaming_response

@@ -1,0 +1,1 @@
+"""One package per provider, each module one stage of it (see ``pipeline/agents/cascade``)."""
