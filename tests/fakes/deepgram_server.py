@@ -39,15 +39,8 @@ import uvicorn
 from tests.fakes.deepgram import (
     API_KEY,
     CF_TOKEN,
-    TTS_MS_PER_CHAR,
-    ClientMessage,
-    Connection,
     FakeDeepgram,
-    Fault,
-    SentMessage,
     Tuning,
-    speech_audio,
-    tts_ms,
 )
 from tests.fakes.deepgram.records import Endpoint
 
@@ -110,21 +103,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     uvicorn.Server(config).run()
     sys.stdout.flush()
 
-
-__all__ = [
-    "API_KEY",
-    "CF_TOKEN",
-    "TTS_MS_PER_CHAR",
-    "ClientMessage",
-    "Connection",
-    "FakeDeepgram",
-    "Fault",
-    "SentMessage",
-    "Tuning",
-    "main",
-    "speech_audio",
-    "tts_ms",
-]
 
 if __name__ == "__main__":
     main()

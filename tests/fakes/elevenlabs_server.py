@@ -21,20 +21,7 @@ import argparse
 
 from tests.fakes.elevenlabs import (
     API_KEY,
-    OUTPUT_FORMATS,
-    TONE_AMPLITUDE,
-    TONE_HZ,
-    TTS_MS_PER_CHAR,
-    AudioFormat,
-    ClientMessage,
-    Connection,
-    Endpoint,
     FakeElevenLabs,
-    Fault,
-    ServerMessage,
-    audio_format,
-    chars_heard,
-    tts_ms,
 )
 
 
@@ -55,25 +42,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     fake.serve(args.host, args.port)
 
-
-__all__ = [
-    "API_KEY",
-    "OUTPUT_FORMATS",
-    "TONE_AMPLITUDE",
-    "TONE_HZ",
-    "TTS_MS_PER_CHAR",
-    "AudioFormat",
-    "ClientMessage",
-    "Connection",
-    "Endpoint",
-    "FakeElevenLabs",
-    "Fault",
-    "ServerMessage",
-    "audio_format",
-    "chars_heard",
-    "main",
-    "tts_ms",
-]
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.faults import FaultSchedule
 from tests.support.serverthread import UvicornThread
 
 Endpoint = Literal["transcriptions", "chat", "speech"]
@@ -129,8 +130,7 @@ class FakeOpenAI:
         #: a fixed wait before each endpoint's first byte (benchmarks inject provider latency)
         self.first_byte_delay_s: dict[str, float] = {}
         self.requests: list[Recorded] = []
-        self._faults: dict[str, deque[Fault]] = {}
-        self._persistent: dict[str, Fault] = {}
+        self._schedule: FaultSchedule[str, Fault] = FaultSchedule()
         self._release: asyncio.Event | None = None
         app = Starlette(
             routes=[
@@ -168,14 +168,10 @@ class FakeOpenAI:
 
     def fail(self, endpoint: Endpoint, fault: Fault, times: int | None = 1) -> None:
         """The next ``times`` requests to ``endpoint`` fail with ``fault`` (None: all)."""
-        if times is None:
-            self._persistent[endpoint] = fault
-        else:
-            self._faults.setdefault(endpoint, deque()).extend([fault] * times)
+        self._schedule.fail(endpoint, fault, times)
 
     def heal(self) -> None:
-        self._faults.clear()
-        self._persistent.clear()
+        self._schedule.heal()
 
     def to(self, endpoint: Endpoint) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -268,10 +264,7 @@ class FakeOpenAI:
         return text
 
     def _next_fault(self, endpoint: str) -> Fault | None:
-        queue = self._faults.get(endpoint)
-        if queue:
-            return queue.popleft()
-        return self._persistent.get(endpoint)
+        return self._schedule.next(endpoint)
 
     async def _refuse(self, request: Request, record: Recorded) -> Response | None:
         """Authentication and the faults that strike before a response starts."""

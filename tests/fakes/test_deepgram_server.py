@@ -22,6 +22,7 @@ from websockets.sync.client import connect as sync_connect
 from websockets.typing import Subprotocol
 
 from pipeline.g711 import ulaw_to_pcm16
+from tests.fakes.deepgram import API_KEY, CF_TOKEN, FakeDeepgram, Fault, Tuning, tts_ms
 from tests.fakes.deepgram.client import (
     DIRECT_HEADERS,
     GATEWAY_HEADERS,
@@ -35,7 +36,6 @@ from tests.fakes.deepgram.client import (
     transcript,
     turns,
 )
-from tests.fakes.deepgram_server import API_KEY, CF_TOKEN, FakeDeepgram, Fault, Tuning, tts_ms
 from tests.fakes.realtime_server import pcm_rate_from_tone
 
 DG, CF = DIRECT_HEADERS, GATEWAY_HEADERS

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.server import free_port
 from pipeline.g711 import ulaw_to_pcm16
-from tests.fakes.elevenlabs_server import (
+from tests.fakes.elevenlabs import (
     API_KEY,
     OUTPUT_FORMATS,
     TONE_AMPLITUDE,

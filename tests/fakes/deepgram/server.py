@@ -52,6 +52,7 @@ from tests.fakes.deepgram.records import (
     redact,
     subprotocol_secret,
 )
+from tests.fakes.faults import FaultSchedule
 from tests.support.serverthread import UvicornThread
 
 API_KEY = "dg-test-key"
@@ -93,8 +94,7 @@ class FakeDeepgram:
         self.connections: list[Connection] = []
         #: paths that matched no endpoint (refused with 404)
         self.unknown_paths: list[str] = []
-        self._faults: dict[Endpoint, deque[Fault]] = {}
-        self._persistent: dict[Endpoint, Fault] = {}
+        self._schedule: FaultSchedule[Endpoint, Fault] = FaultSchedule()
         self.app = Starlette(routes=[WebSocketRoute("/{path:path}", self._serve)])
         self._server: UvicornThread | None = None
 
@@ -127,14 +127,10 @@ class FakeDeepgram:
 
     def fail(self, endpoint: Endpoint, fault: Fault, times: int | None = 1) -> None:
         """The next ``times`` connections to ``endpoint`` get ``fault`` (None: all)."""
-        if times is None:
-            self._persistent[endpoint] = fault
-        else:
-            self._faults.setdefault(endpoint, deque()).extend([fault] * times)
+        self._schedule.fail(endpoint, fault, times)
 
     def heal(self) -> None:
-        self._faults.clear()
-        self._persistent.clear()
+        self._schedule.heal()
 
     def to(self, endpoint: Endpoint) -> list[Connection]:
         return [c for c in self.connections if c.endpoint == endpoint]
@@ -223,10 +219,7 @@ class FakeDeepgram:
         return subprotocol
 
     def _next_fault(self, endpoint: Endpoint) -> Fault | None:
-        queue = self._faults.get(endpoint)
-        if queue:
-            return queue.popleft()
-        return self._persistent.get(endpoint)
+        return self._schedule.next(endpoint)
 
     def _next_transcript(self) -> str:
         return self.transcripts.popleft() if self.transcripts else self.default_transcript

@@ -20,7 +20,6 @@ import asyncio
 import json
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -31,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from tests.fakes.elevenlabs import wire
 from tests.fakes.elevenlabs.records import Connection, Endpoint, Fault, redact
 from tests.fakes.elevenlabs.session import Session
+from tests.fakes.faults import FaultSchedule
 from tests.support.serverthread import UvicornThread
 
 API_KEY = "xi-test-elevenlabs"
@@ -70,8 +70,7 @@ class FakeElevenLabs:
         self.connections: list[Connection] = []
         self.stopping = False
         self.port = 0
-        self._faults: dict[str, deque[Fault]] = {}
-        self._persistent: dict[str, Fault] = {}
+        self._schedule: FaultSchedule[str, Fault] = FaultSchedule()
         self._thread: UvicornThread | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._release: asyncio.Event | None = None
@@ -135,14 +134,10 @@ class FakeElevenLabs:
         self, endpoint: Endpoint | Literal["any"], fault: Fault, times: int | None = 1
     ) -> None:
         """The next ``times`` connections to ``endpoint`` get ``fault`` (None: all of them)."""
-        if times is None:
-            self._persistent[endpoint] = fault
-        else:
-            self._faults.setdefault(endpoint, deque()).extend([fault] * times)
+        self._schedule.fail(endpoint, fault, times)
 
     def heal(self) -> None:
-        self._faults.clear()
-        self._persistent.clear()
+        self._schedule.heal()
 
     def to(self, endpoint: Endpoint) -> list[Connection]:
         return [c for c in self.connections if c.endpoint == endpoint]
@@ -198,11 +193,7 @@ class FakeElevenLabs:
         await Session(self, conn, scope, (receive, send), query, headers).run()
 
     def _next_fault(self, endpoint: Endpoint) -> Fault | None:
-        for key in (endpoint, "any"):
-            queue = self._faults.get(key)
-            if queue:
-                return queue.popleft()
-        return self._persistent.get(endpoint) or self._persistent.get("any")
+        return self._schedule.next(endpoint, "any")
 
     # -- for sessions ------------------------------------------------------------------------
 
