@@ -159,10 +159,6 @@ class CallSession(AgentOutput):
             s.agent_errors,
         )
 
-    @property
-    def closed(self) -> bool:
-        return self.phase is Phase.CLOSED
-
     async def _end_after_reply(self, ending: Ending) -> None:
         """ENDING: never cut a reply (no event marks its end, so look again now and then);
         then the farewell, then the hang-up."""

@@ -58,10 +58,6 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def cancel_all(self, timeout_s: float = 1.0) -> None:
         """Cancel every task except the caller and wait (bounded) for them to finish."""
         self._closed = True

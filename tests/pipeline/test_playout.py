@@ -78,7 +78,7 @@ def test_agent_writes_wait_while_the_queue_is_full() -> None:
         for offset in range(0, len(pcm), step):
             await playout.audio(1, pcm[offset : offset + step])
             returned_at.append(loop.time())
-            queued_ms = sum(item[3] for item in playout._queue if item[0] == 0)
+            queued_ms = playout.queued_ms
             assert queued_ms <= 2000 + 100
         playout.end_turn(1)
         await playout.wait_idle()
@@ -101,7 +101,7 @@ def test_a_far_end_that_never_confirms_gets_at_most_the_unacked_cap() -> None:
         sent_ms = sum(s.duration_ms for s in port.sent)
         assert 2000 <= sent_ms <= 2000 + 40  # it stops at the cap, a minute later too
         assert not writer.done()  # the rest waits, the queue full but bounded...
-        queued_ms = sum(item[3] for item in playout._queue if item[0] == 0)
+        queued_ms = playout.queued_ms
         assert queued_ms <= PlayoutConfig().max_queue_ms + STEP_MS
         playout.cancel(1)  # ...until a barge-in drops it all
         assert not playout.has_pending()
@@ -122,7 +122,7 @@ def test_a_reader_that_stops_reading_costs_bounded_memory() -> None:
         writer = loop.create_task(write_in_steps(playout, 1, 60_000), name="writer")
         await asyncio.sleep(300)
         assert not writer.done()  # the agent waits; nothing piles up
-        queued_ms = sum(item[3] for item in playout._queue if item[0] == 0)
+        queued_ms = playout.queued_ms
         assert queued_ms <= 2000 + STEP_MS  # a minute of audio, held to the bound
         dropped = playout.cancel(1)  # barge-in still works while the reader is stuck
         assert dropped > 0 and not playout.has_pending()

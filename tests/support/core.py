@@ -47,7 +47,6 @@ class Hook:
 class RecordingObserver(SessionObserver):
     """Every hook the session calls, with the (virtual) time it was called."""
 
-    clock: object = None
     hooks: list[Hook] = field(default_factory=list)
 
     def _add(self, name: str, *args: object) -> None:
@@ -84,7 +83,7 @@ class Core:
         **port_options: object,
     ) -> None:
         loop = asyncio.get_running_loop()
-        wire = wire or agent_wire(agent)
+        wire = wire or PCM16_16K  # toy-like unless the test names a wire
         self.port = RecordingPort(loop.time, wire_in=wire, wire_out=wire, **port_options)  # type: ignore[arg-type]
         self.observer = RecordingObserver()
         info = CallInfo("call-1", "fake", CallSession.native_spec(wire))
@@ -125,11 +124,6 @@ class Core:
     @property
     def now_s(self) -> float:
         return asyncio.get_running_loop().time()
-
-
-def agent_wire(agent: Agent) -> AudioSpec:
-    """Toy-like PCM16 16 kHz unless the test names a wire."""
-    return PCM16_16K
 
 
 async def wait_until(predicate: Callable[[], bool], timeout_s: float = 600.0) -> None:
