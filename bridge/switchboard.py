@@ -56,6 +56,8 @@ class Switchboard:
             caller=request.caller,
             callee=request.callee,
             params=dict(request.params),
+            wire_in=port.wire_in,
+            wire_out=port.wire_out,
         )
         try:
             agent = self.factory.create(call)

@@ -38,6 +38,20 @@ class CallInfo:
     caller: str = ""
     callee: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
+    #: the wire's own formats (μ-law 8 kHz on a phone line), for a stage that can take or
+    #: produce them as they are and so spare the call a conversion; None: ``native_in``
+    wire_in: AudioSpec | None = None
+    wire_out: AudioSpec | None = None
+
+    @property
+    def audio_in(self) -> AudioSpec:
+        """The caller's audio as the wire carries it."""
+        return self.wire_in or self.native_in
+
+    @property
+    def audio_out(self) -> AudioSpec:
+        """The format the far end plays."""
+        return self.wire_out or self.native_in
 
 
 class AgentOutput(Protocol):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pipeline.agents.base import CallInfo
 from pipeline.agents.retry import Retry
@@ -29,6 +29,10 @@ from pipeline.audio import AudioSpec
 
 #: told each piece of synthesised audio as it arrives (whole samples of ``output_spec``)
 OnAudio = Callable[[bytes], Awaitable[None]]
+#: told each piece of a reply's audio with the sentences it belongs to: ``(pcm, first,
+#: last)``, indexes in the order :meth:`SpeechTurn.say` was given them; ``first < last``
+#: when the provider speaks several sentences as one and cannot tell where each begins
+OnSpokenAudio = Callable[[bytes, int, int], Awaitable[None]]
 #: told each complete sentence of a streamed answer the moment it ends
 OnSentence = Callable[[str], Awaitable[None]]
 
@@ -73,12 +77,57 @@ class Stage(ABC):
 
 class SpeechToText(Stage):
     kind = "transcription"
-    #: the audio :meth:`transcribe` takes
+    #: the audio :meth:`transcribe` (and a streaming stage's :meth:`feed`) takes
     input_spec: AudioSpec
 
     @abstractmethod
     async def transcribe(self, utterance: bytes, attempt: Attempt) -> str:
         """The text of one user turn (``input_spec`` audio); empty when nothing was said."""
+
+
+class TurnEvents(Protocol):
+    """What a streaming recogniser tells its cascade as the caller speaks."""
+
+    def connected(self) -> None:
+        """The stream is up (again): its turn-taking is in charge from now on."""
+
+    def speech_started(self) -> None:
+        """The caller started speaking (``StartOfTurn``, ``SpeechStarted``): barge-in."""
+
+    def turn_ending(self, text: str) -> None:
+        """The caller has probably finished saying ``text`` (``EagerEndOfTurn``): a reply may
+        be prepared, not yet spoken."""
+
+    def turn_resumed(self) -> None:
+        """The caller went on after :meth:`turn_ending` (``TurnResumed``)."""
+
+    def turn_ended(self, text: str) -> None:
+        """The caller's turn is over and it said ``text`` (``EndOfTurn``, ``speech_final``,
+        ``UtteranceEnd``); empty text means noise, not a turn."""
+
+    def lost(self, exc: Exception) -> None:
+        """The stream failed beyond its retries; until :meth:`connected` again, the call's
+        own endpointer finds the turns and :meth:`SpeechToText.transcribe` hears them."""
+
+
+class StreamingSpeechToText(SpeechToText):
+    """A recogniser that hears the whole call on one socket and finds the turns itself.
+
+    :meth:`listen` runs for the whole call: it connects, reads, keeps the socket alive
+    between turns and reconnects after a drop, sending again the audio the provider had not
+    acknowledged, so a turn in progress is not lost. :meth:`transcribe` (one turn's audio,
+    as the endpointer cut it) is what the cascade falls back on while the stream is down.
+    """
+
+    @abstractmethod
+    async def listen(self, events: TurnEvents) -> None:
+        """Run the stream until cancelled; report through ``events``; raise only for an
+        error that retrying will not cure (after calling ``events.lost``)."""
+
+    @abstractmethod
+    def feed(self, audio: bytes) -> None:
+        """One inbound frame (``input_spec``), in order; never blocks (held while the stream
+        is down, bounded)."""
 
 
 class Chat(Stage):
@@ -96,15 +145,77 @@ class Chat(Stage):
         ``on_progress`` whenever anything arrives (it keeps the turn's deadline alive)."""
 
 
+class SpeechTurn(ABC):
+    """One reply's speech on a :class:`TextToSpeech` stage: sentences in, audio out.
+
+    A streaming provider keeps one socket per call and one context (or flush) per reply; a
+    request-per-sentence provider speaks each sentence in turn (:class:`SentenceSpeech`).
+    Either way the audio reaches the stage's ``on_audio`` in order, tagged with the
+    sentences it belongs to, and an error surfaces from :meth:`say` or :meth:`finish`.
+    """
+
+    @abstractmethod
+    async def say(self, text: str) -> None:
+        """Add one sentence to the reply. May wait (back-pressure, or until the sentence is
+        spoken, for a provider that speaks one at a time)."""
+
+    @abstractmethod
+    async def finish(self) -> None:
+        """No more sentences: return once all their audio has gone to ``on_audio``."""
+
+    @abstractmethod
+    async def cancel(self) -> None:
+        """Stop now (barge-in, failure): drop what is not yet spoken. Idempotent."""
+
+
 class TextToSpeech(Stage):
     kind = "speech"
-    #: the audio :meth:`synthesize` produces
+    #: the audio the stage produces
     output_spec: AudioSpec
 
     @abstractmethod
+    def speak(self, voice: str, on_audio: OnSpokenAudio, attempt: Attempt) -> SpeechTurn:
+        """Start one reply in ``voice`` (empty: the stage's default)."""
+
+
+class SentenceSpeech(TextToSpeech):
+    """A provider that takes one request per sentence (HTTP speech, a local synthesiser)."""
+
+    @abstractmethod
     async def synthesize(self, text: str, voice: str, on_audio: OnAudio, attempt: Attempt) -> None:
-        """Speak ``text`` in ``voice`` (empty: the stage's default), streaming the audio to
-        ``on_audio`` as it arrives."""
+        """Speak ``text`` in ``voice``, streaming the audio to ``on_audio`` as it arrives."""
+
+    def speak(self, voice: str, on_audio: OnSpokenAudio, attempt: Attempt) -> SpeechTurn:
+        return _SentenceBySentence(self, voice, on_audio, attempt)
+
+
+class _SentenceBySentence(SpeechTurn):
+    """:meth:`say` speaks its sentence before it returns: the next sentence's request goes
+    out only when this one's audio is all handed on, so audio never interleaves."""
+
+    def __init__(
+        self, stage: SentenceSpeech, voice: str, on_audio: OnSpokenAudio, attempt: Attempt
+    ) -> None:
+        self._stage = stage
+        self._voice = voice
+        self._on_audio = on_audio
+        self._attempt = attempt
+        self._said = 0
+
+    async def say(self, text: str) -> None:
+        index = self._said
+        self._said += 1
+
+        async def on_audio(pcm: bytes) -> None:
+            await self._on_audio(pcm, index, index)
+
+        await self._stage.synthesize(text, self._voice, on_audio, self._attempt)
+
+    async def finish(self) -> None:
+        return None
+
+    async def cancel(self) -> None:
+        return None
 
 
 S = TypeVar("S", bound=Stage, covariant=True)
