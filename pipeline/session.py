@@ -85,7 +85,7 @@ class CallSession(AgentOutput):
         self._to_vad = Converter(port.wire_in, self.vad_spec)
         self._endpointer = Endpointer(self.vad_spec.rate_hz, cfg.endpointer)
         self._to_agent: Converter | None = None
-        if agent.detects_turns:
+        if agent.detects_turns or agent.hears_every_frame:
             self._to_agent = Converter(port.wire_in, agent.input_spec)
         self.playout = Playout(
             port, agent.output_spec, cfg.playout, clock=clock, on_first_audio=self._first_audio
@@ -224,19 +224,25 @@ class CallSession(AgentOutput):
             self.tap.inbound(data)
         if self._to_agent is not None:
             self.agent.feed(self._to_agent.process(data))
-            return
+            if self.agent.detects_turns:
+                return
         for event in self._endpointer.push(self._to_vad.process(data)):
             if event is EndpointEvent.SPEECH_STARTED:
                 self.user_speech_started()
+            elif self.agent.commits_turns:
+                continue  # the agent's recogniser ends the turns while it is up
             elif isinstance(event, UserTurn):
                 self._on_user_turn(event)
             elif isinstance(event, TentativeTurn):
                 self.agent.prepare(self._turn_seq + 1, self._agent_audio(event.turn.pcm16))
 
     def end_of_speech(self) -> bool:
-        """Explicit end of user speech from the far end; True if a turn was committed."""
+        """Explicit end of user speech from the far end; True if a turn was committed.
+
+        While the agent's recogniser ends the turns, it decides this one too (it has heard
+        the same audio, and a second commit would answer the turn twice)."""
         turn = self._endpointer.force_end()
-        if turn is None:
+        if turn is None or self.agent.commits_turns:
             return False
         self._on_user_turn(turn)
         return True
@@ -279,15 +285,17 @@ class CallSession(AgentOutput):
     # -- turns and barge-in ----------------------------------------------------------------
 
     def _on_user_turn(self, turn: UserTurn) -> None:
+        self._commit(self._agent_audio(turn.pcm16), turn.duration_ms, turn.speech_ms)
+
+    def _commit(self, audio: bytes, duration_ms: float, speech_ms: float) -> int:
+        """Open a user turn and start the agent's answer to it."""
         self.stats.user_turns += 1
         turn_id = self._new_turn()
         self._turn_ended_at[turn_id] = self._clock()
-        self.observer.on_user_turn(self, turn_id, turn.duration_ms)
-        self.log.debug(
-            "user turn committed speech_ms=%d", turn.speech_ms, extra={"turn_id": turn_id}
-        )
-        audio = self._agent_audio(turn.pcm16)
+        self.observer.on_user_turn(self, turn_id, duration_ms)
+        self.log.debug("user turn committed speech_ms=%d", speech_ms, extra={"turn_id": turn_id})
         self._turn_task = self.tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
+        return turn_id
 
     def _agent_audio(self, pcm16: bytes) -> bytes:
         """An utterance at the endpointer's rate, as the agent takes it: converted whole and
@@ -362,6 +370,13 @@ class CallSession(AgentOutput):
 
     async def audio(self, turn_id: int, pcm: bytes) -> None:
         await self.playout.audio(turn_id, pcm)
+
+    def commit_turn(self) -> int:
+        """The agent's recogniser ended a user turn (its duration is the recogniser's to
+        know: reported as 0)."""
+        if self.phase not in LISTENING:
+            return self._turn_seq  # too late: nothing will answer it
+        return self._commit(b"", 0.0, 0.0)
 
     def end_turn(self, turn_id: int) -> None:
         self.playout.end_turn(turn_id)

@@ -10,6 +10,12 @@ Two turn models share it:
   :meth:`AgentOutput.begin_turn` and reports barge-in with
   :meth:`AgentOutput.user_speech_started`.
 
+A cascade with a streaming recogniser sits between the two (``hears_every_frame = True``):
+it gets every frame through :meth:`Agent.feed` *and* the endpointer keeps running. While the
+recogniser is up (:attr:`Agent.commits_turns`), the agent commits turns itself with
+:meth:`AgentOutput.commit_turn`; the endpointer's onsets still barge in, and when the
+recogniser is down the endpointer's turns reach :meth:`Agent.respond` as usual.
+
 Either way the pipeline owns playback: it paces audio, stamps it with turn ids, and on
 barge-in tells the agent how much of a turn the user actually heard (:meth:`Agent.interrupted`)
 so a transcript can be cut at what was heard, not at what was generated.
@@ -75,6 +81,11 @@ class AgentOutput(Protocol):
     def end_turn(self, turn_id: int) -> None:
         """No more audio for ``turn_id``."""
 
+    def commit_turn(self) -> int:
+        """The agent's recogniser found the end of a user turn: open it and have
+        :meth:`Agent.respond` answer it (with no audio: the agent knows the words)."""
+        ...
+
     def user_speech_started(self) -> None:
         """The agent's own turn detection heard the user start speaking (barge-in signal)."""
 
@@ -98,6 +109,13 @@ class Agent(ABC):
     input_spec: AudioSpec
     output_spec: AudioSpec
     detects_turns: bool = False
+    #: gets every frame (:meth:`feed`) while the endpointer still runs (see the module doc)
+    hears_every_frame: bool = False
+
+    @property
+    def commits_turns(self) -> bool:
+        """True while the agent, not the endpointer, ends the user's turns."""
+        return False
 
     async def start(self, out: AgentOutput) -> None:  # noqa: B027 - optional hook
         """Connect and optionally open a greeting turn through ``out``.
@@ -117,7 +135,7 @@ class Agent(ABC):
         transcribe it) so that time is not added to the caller's wait; if the caller speaks
         again instead, ``respond`` later gets different audio. Must not block."""
 
-    def feed(self, audio: bytes) -> None:  # noqa: B027 - only for detects_turns agents
+    def feed(self, audio: bytes) -> None:  # noqa: B027 - detects_turns, hears_every_frame
         """Stream inbound audio (``input_spec``); must not block."""
 
     def dtmf(self, digit: str, out: AgentOutput) -> None:  # noqa: B027

@@ -8,10 +8,15 @@ Transcription starts before the turn ends when it can: once the caller has pause
 silence window hides the round trip. The committed turn reuses that transcript if its audio is
 the same; if the caller spoke again, the early one is dropped.
 
-Per user turn, two things run at once: the chat stream, cut into sentences as they end, and
-the speaker, which synthesises each sentence and forwards its audio as it arrives. While the
-caller hears sentence one, the model writes sentence two; the playout's bounded queue is what
-lets synthesis of the next sentence overlap playback of the current one.
+With a streaming recogniser (``StreamingSpeechToText``), the agent hears every frame and the
+recogniser finds the turns (``listening.py``): its eager end of turn starts the chat
+speculatively, its end of turn commits the turn.
+
+Per user turn, two things run at once: the chat stream (``chat_run.py``), cut into sentences
+as they end, and the reply's speech (``speaker.py``), which hands each sentence to the speech
+stage and forwards its audio as it arrives. While the caller hears sentence one, the model
+writes sentence two; the playout's bounded queue is what lets synthesis of the next sentence
+overlap playback of the current one.
 
 Failures are retried within one per-turn :class:`~pipeline.agents.retry.Deadline` that bounds
 the caller's silence. Nothing is ever repeated: the chat is retried only until its first
@@ -26,17 +31,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
+from pipeline.agents.cascade.chat_run import ChatRun, cancel_and_wait
 from pipeline.agents.cascade.config import CascadeConfig
-from pipeline.agents.cascade.memory import Conversation, SpokenReply, SpokenSentence
+from pipeline.agents.cascade.listening import Listening
+from pipeline.agents.cascade.memory import Conversation, SpokenReply
+from pipeline.agents.cascade.speaker import NextSentence, ReplySpeech, fixed_text
 from pipeline.agents.cascade.stages import (
     Attempt,
     Chat,
     ChatReply,
+    OnSentence,
     SpeechToText,
     Stage,
+    StreamingSpeechToText,
     TextToSpeech,
 )
 from pipeline.agents.persona import Persona
@@ -77,6 +87,7 @@ class CascadeAgent(Agent):
     ) -> None:
         self.input_spec = stages.stt.input_spec
         self.output_spec = stages.tts.output_spec
+        self.hears_every_frame = isinstance(stages.stt, StreamingSpeechToText)
         self._call = call
         self._persona = persona
         self._voice = persona.voice
@@ -84,26 +95,43 @@ class CascadeAgent(Agent):
         self._cfg = config
         self._memory = Conversation(persona.system_prompt)
         self._out: AgentOutput | None = None
+        self._listening: Listening | None = None
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_turn: int | None = None
         self._early: EarlyTranscript | None = None
         self._reported: set[int] = set()
+        self._eager_runs = 0
         self.log = CallLog.of(log, call.call_id, call.transport)
 
     @property
     def persona(self) -> Persona:
         return self._persona
 
+    @property
+    def commits_turns(self) -> bool:
+        listening = self._listening
+        return listening is not None and listening.live
+
     # -- the seam --------------------------------------------------------------------------
 
     async def start(self, out: AgentOutput) -> None:
-        """Open the greeting turn at once; speak it in a task so the call starts listening."""
+        """Open the stream (if any) and the greeting turn at once; both run in tasks so the
+        call starts listening."""
         self._out = out
+        stt = self._stages.stt
+        if isinstance(stt, StreamingSpeechToText):
+            self._listening = Listening(out, self._speculate, self.log)
+            out.tasks.spawn(self._listen(stt, self._listening), "stt-stream", supervised=False)
         if not self._persona.first_message:
             return
         turn = out.begin_turn()
         self._greeting_turn = turn
         self._greeting = out.tasks.spawn(self._greet(turn, out), "greeting")
+
+    def feed(self, audio: bytes) -> None:
+        stt = self._stages.stt
+        if isinstance(stt, StreamingSpeechToText):
+            stt.feed(audio)
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
         if self._early is not None:
@@ -125,14 +153,27 @@ class CascadeAgent(Agent):
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         await self._stop_greeting()
+        heard = self._listening.take(turn_id) if self._listening is not None else None
+        run: ChatRun | None = None
         deadline = Deadline(self._cfg.turn_deadline_s)
-        text = await self._transcript(turn_id, utterance, deadline)
+        if heard is not None:
+            text, run = heard.text, heard.run
+        else:
+            text = await self._transcript(turn_id, utterance, deadline)
         if not text:
             self.log.info("turn %d: nothing recognised", turn_id, extra={"turn_id": turn_id})
             return
         out.transcript(turn_id, "user", text)
         self._memory.add_user(text)
-        chat = await self._answer(turn_id, out, deadline)
+        messages = self._memory.messages()
+        if run is not None and run.messages != messages:
+            await run.cancel()  # the conversation changed under it (a barge-in's cut)
+            run = None
+        if run is None:
+            run = self._start_chat(messages, deadline, f"{turn_id}-chat", turn_id)
+        else:
+            self.log.debug("turn %d: the eager answer stands", turn_id, extra={"turn_id": turn_id})
+        chat = await self._answer(turn_id, run, out, deadline)
         if chat.end_call:
             out.hang_up("agent ended the call")
 
@@ -159,7 +200,24 @@ class CascadeAgent(Agent):
             except Exception as exc:  # a stage failing to close must not break teardown
                 self.log.warning("%s %s stage did not close: %r", stage.provider, stage.kind, exc)
 
-    # -- turns -----------------------------------------------------------------------------
+    # -- hearing ---------------------------------------------------------------------------
+
+    async def _listen(self, stt: StreamingSpeechToText, listening: Listening) -> None:
+        """The recogniser's stream, for the whole call. If it gives up for good, the call's
+        endpointer finds the turns and :meth:`SpeechToText.transcribe` hears them."""
+        try:
+            await stt.listen(listening)
+        except Exception as exc:
+            listening.lost(exc)
+            if stt.classify(exc) is None:
+                stt.report_permanent(exc)
+
+    def _speculate(self, text: str) -> ChatRun:
+        """The recogniser thinks the caller said ``text`` and is done: start the answer."""
+        self._eager_runs += 1
+        messages = [*self._memory.messages(), {"role": "user", "content": text}]
+        deadline = Deadline(self._cfg.turn_deadline_s)
+        return self._start_chat(messages, deadline, f"eager{self._eager_runs}-chat", 0)
 
     async def _transcript(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
         """The turn's text: the early transcription's if it is of this very audio (waiting
@@ -190,6 +248,47 @@ class CascadeAgent(Agent):
         if early is not None:
             early.task.cancel()
 
+    # -- answering -------------------------------------------------------------------------
+
+    def _start_chat(
+        self, messages: list[dict[str, str]], deadline: Deadline, name: str, turn_id: int
+    ) -> ChatRun:
+        chat = self._stages.chat
+        assert self._out is not None
+
+        def call(on_sentence: OnSentence, may_retry: Callable[[], bool]) -> Awaitable[ChatReply]:
+            request_id = f"{self._call.call_id}-{name}"
+            return self._stage(
+                chat,
+                lambda: chat.reply(
+                    messages,
+                    on_sentence,
+                    deadline.progress,
+                    Attempt(turn_id, request_id, self._timeout_s(deadline)),
+                ),
+                deadline,
+                may_retry=may_retry,
+            )
+
+        return ChatRun(messages, call, self._out.tasks, name)
+
+    async def _answer(
+        self, turn_id: int, run: ChatRun, out: AgentOutput, deadline: Deadline
+    ) -> ChatReply:
+        """Speak the run's answer sentence by sentence while it streams."""
+        reply = self._memory.add_reply(turn_id, self.output_spec)
+        try:
+            await self._speak(turn_id, reply, run.next_sentence, out, deadline, run.audible)
+        except asyncio.CancelledError:
+            raise  # barge-in: interrupted() reports what was heard
+        except Exception:
+            self._report(reply)
+            raise
+        finally:
+            await run.cancel()
+        self._report(reply)
+        return run.result()
+
     async def _greet(self, turn_id: int, out: AgentOutput) -> None:
         try:
             await self._say(turn_id, self._persona.first_message, out)
@@ -204,113 +303,34 @@ class CascadeAgent(Agent):
         reply = self._memory.add_reply(turn_id, self.output_spec)
         deadline = Deadline(self._cfg.turn_deadline_s)
         try:
-            await self._speak(turn_id, reply.sentence(text), reply, out, deadline)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._report(reply)
-            raise
-        self._report(reply)
-
-    async def _answer(self, turn_id: int, out: AgentOutput, deadline: Deadline) -> ChatReply:
-        """Stream the model's answer and speak it sentence by sentence while it streams."""
-        messages = self._memory.messages()
-        reply = self._memory.add_reply(turn_id, self.output_spec)
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        outcome: list[ChatReply | Exception] = []
-        audible = asyncio.Event()
-        producer = out.tasks.spawn(
-            self._generate(turn_id, messages, sentences, deadline, outcome, audible),
-            f"chat{turn_id}",
-        )
-        try:
-            while (text := await sentences.get()) is not None:
-                sentence = reply.sentence(text)
-                try:
-                    await self._speak(turn_id, sentence, reply, out, deadline, audible)
-                finally:
-                    audible.set()  # even when this sentence gave no audio at all
+            await self._speak(turn_id, reply, fixed_text(text), out, deadline)
         except asyncio.CancelledError:
             raise  # barge-in: interrupted() reports what was heard
         except Exception:
             self._report(reply)
             raise
-        finally:
-            await _cancel_and_wait(producer)
         self._report(reply)
-        result = outcome[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    async def _generate(
-        self,
-        turn_id: int,
-        messages: list[dict[str, str]],
-        sentences: asyncio.Queue[str | None],
-        deadline: Deadline,
-        outcome: list[ChatReply | Exception],
-        audible: asyncio.Event,
-    ) -> None:
-        handed_on = False
-
-        async def on_sentence(text: str) -> None:
-            nonlocal handed_on
-            handed_on = True
-            sentences.put_nowait(text)
-            # Nothing is more urgent than the first sentence's speech: its request is built
-            # and sent in several steps, and the rest of an answer that has already arrived
-            # would be parsed in between. So reading stops until the reply is audible; the
-            # model's next sentences wait in the socket meanwhile, needed only later.
-            await audible.wait()
-
-        chat = self._stages.chat
-        try:
-            outcome.append(
-                await self._stage(
-                    chat,
-                    lambda: chat.reply(
-                        messages,
-                        on_sentence,
-                        deadline.progress,
-                        self._attempt(turn_id, "chat", deadline),
-                    ),
-                    deadline,
-                    may_retry=lambda: not handed_on,
-                )
-            )
-        except Exception as exc:  # handed to the speaker, which raises it after what it has
-            outcome.append(exc)
-        finally:
-            sentences.put_nowait(None)
 
     async def _speak(
         self,
         turn_id: int,
-        sentence: SpokenSentence,
         reply: SpokenReply,
+        next_sentence: NextSentence,
         out: AgentOutput,
         deadline: Deadline,
-        audible: asyncio.Event | None = None,
+        on_audible: Callable[[], None] = lambda: None,
     ) -> None:
-        async def on_audio(pcm: bytes) -> None:
+        async def forward(pcm: bytes) -> None:
             await out.audio(turn_id, pcm)
-            reply.add_audio(sentence, pcm)
-            deadline.progress()
-            if audible is not None:
-                audible.set()
 
         tts = self._stages.tts
-        name = f"tts{len(reply.sentences) - 1}"
+        speech = ReplySpeech(tts, self._voice, reply, next_sentence, forward, deadline, on_audible)
         await self._stage(
             tts,
-            lambda: tts.synthesize(
-                sentence.text, self._voice, on_audio, self._attempt(turn_id, name, deadline)
-            ),
+            lambda: speech.attempt(self._attempt(turn_id, "tts", deadline)),
             deadline,
-            may_retry=lambda: sentence.audio_ms == 0,  # never replay audio already sent
+            may_retry=speech.may_retry,
         )
-        sentence.complete = True
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -356,12 +376,4 @@ class CascadeAgent(Agent):
     async def _stop_greeting(self) -> None:
         task, self._greeting = self._greeting, None
         if task is not None:
-            await _cancel_and_wait(task)
-
-
-async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait for it to finish, without swallowing our own cancellation."""
-    if task.done():
-        return
-    task.cancel()
-    await asyncio.wait({task})  # returns when it is done; only our own cancellation raises
+            await cancel_and_wait(task)

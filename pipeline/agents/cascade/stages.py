@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pipeline.agents.base import CallInfo
@@ -154,6 +154,11 @@ class SpeechTurn(ABC):
     sentences it belongs to, and an error surfaces from :meth:`say` or :meth:`finish`.
     """
 
+    #: the last sentence whose audio is known to be all delivered (-1: none yet). After a
+    #: failure the cascade may speak the sentences after it again on a fresh turn; audio of
+    #: a sentence not known to be complete is never repeated.
+    spoken_through: int = -1
+
     @abstractmethod
     async def say(self, text: str) -> None:
         """Add one sentence to the reply. May wait (back-pressure, or until the sentence is
@@ -209,7 +214,10 @@ class _SentenceBySentence(SpeechTurn):
         async def on_audio(pcm: bytes) -> None:
             await self._on_audio(pcm, index, index)
 
-        await self._stage.synthesize(text, self._voice, on_audio, self._attempt)
+        # one request per sentence: each gets an id of its own ("…-tts0", "…-tts1")
+        attempt = replace(self._attempt, request_id=f"{self._attempt.request_id}{index}")
+        await self._stage.synthesize(text, self._voice, on_audio, attempt)
+        self.spoken_through = index
 
     async def finish(self) -> None:
         return None

@@ -64,9 +64,9 @@ def test_history_keeps_only_the_heard_part_of_a_reply() -> None:
     memory.add_user("hi")
     reply = memory.add_reply(7, TTS_SPEC)
     for text, ms in (("First one here.", 1000), ("Second sentence has six words.", 1200)):
-        sentence = reply.sentence(text)
-        reply.add_audio(sentence, b"\0" * TTS_SPEC.bytes_for_ms(ms))
-        sentence.complete = True
+        index = reply.sentence(text)
+        reply.add_audio(index, index, b"\0" * TTS_SPEC.bytes_for_ms(ms))
+        reply.complete_through = index
     reply.sentence("Never spoken.")
     assert memory.messages()[-1]["content"] == "First one here. Second sentence has six words."
     memory.heard(7, 1000 + 600)  # half of the second sentence
@@ -78,6 +78,22 @@ def test_history_keeps_only_the_heard_part_of_a_reply() -> None:
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "hi"},
     ]
+
+
+def test_a_span_of_several_sentences_is_cut_as_one() -> None:
+    memory = Conversation("")
+    reply = memory.add_reply(3, TTS_SPEC)
+    for text in ("One two.", "Three four.", "Five six."):
+        reply.sentence(text)
+    reply.add_audio(0, 0, b"\0" * TTS_SPEC.bytes_for_ms(500))
+    reply.add_audio(1, 2, b"\0" * TTS_SPEC.bytes_for_ms(1000))
+    reply.add_audio(2, 2, b"\0" * TTS_SPEC.bytes_for_ms(200))  # overlaps: joins the span
+    assert [(s.first, s.last) for s in reply.spans] == [(0, 0), (1, 2)]
+    assert reply.text == "One two. Three four. Five six…"  # not known to be complete
+    reply.complete_through = 2
+    assert reply.text == "One two. Three four. Five six."
+    memory.heard(3, 500 + 600)  # half of the joint span: two of its four words
+    assert reply.text == "One two. Three four…"
 
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:

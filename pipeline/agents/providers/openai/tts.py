@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.agents.base import CallInfo
-from pipeline.agents.cascade.stages import Attempt, OnAudio, StageFactory, TextToSpeech
+from pipeline.agents.cascade.stages import Attempt, OnAudio, SentenceSpeech, StageFactory
 from pipeline.agents.providers.openai.clients import CLIENT_REQUEST_ID, OpenAIClients
 from pipeline.agents.providers.openai.config import Endpoint
 from pipeline.agents.providers.openai.stage import OpenAIStage
@@ -26,7 +26,7 @@ class SpeechOptions:
     model: str = "gpt-4o-mini-tts"
 
 
-class OpenAISpeech(OpenAIStage, TextToSpeech):
+class OpenAISpeech(OpenAIStage, SentenceSpeech):
     output_spec = TTS_SPEC
 
     def __init__(self, clients: OpenAIClients, options: SpeechOptions) -> None:
