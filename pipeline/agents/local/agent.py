@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
 from pipeline.agents.local.dialogue import Dialogue, Phrases
 from pipeline.agents.local.espeak import EspeakSpeaker
-from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
+from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, CallListener, Recognizer
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.audio import AudioSpec
 
@@ -40,17 +38,14 @@ class LocalAgent(Agent):
     def __init__(self, speaker: Speaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
         self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
         self._speaker = speaker
-        self._recognizer = recognizer
+        self._listener = CallListener(recognizer)
         self._dialogue = dialogue
-        self._decoder: Any = None
-        # A barged-in turn's recognition may still run in its thread when the next starts.
-        self._decoder_lock = threading.Lock()
         self._greeting: tuple[int, asyncio.Task[None]] | None = None
 
     async def start(self, out: AgentOutput) -> None:
         """Open the greeting turn and speak it from a task: the call listens (and the caller
         can talk over the greeting) while it is synthesised and played."""
-        self._decoder = await asyncio.to_thread(self._recognizer.new_decoder)
+        await asyncio.to_thread(self._listener.prepare)
         turn = out.begin_turn()
         self._greeting = turn, out.tasks.spawn(self._greet(turn, out), "greeting")
 
@@ -74,7 +69,7 @@ class LocalAgent(Agent):
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
-        heard = await asyncio.to_thread(self._transcribe, utterance)
+        heard = await asyncio.to_thread(self._listener.transcribe, utterance)
         out.transcript(turn_id, "user", heard)
         reply = self._dialogue.reply(heard)
         out.transcript(turn_id, "assistant", reply.text)
@@ -84,10 +79,6 @@ class LocalAgent(Agent):
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
         await self._say(turn_id, self._dialogue.phrases.goodbye, out)
-
-    def _transcribe(self, utterance: bytes) -> str:
-        with self._decoder_lock:
-            return self._recognizer.transcribe(self._decoder, utterance)
 
     async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
         async for pcm in self._speaker.speak(text):

@@ -88,6 +88,48 @@ class Recognizer:
         return f"{REPEAT_PREFIX} {rest.strip() if found else free_text}".strip()
 
 
+class CallListener:
+    """One call's hearing: its own grammar decoder, used by one recognition at a time.
+
+    A decoder holds the state of the utterance it decodes, so two recognitions must not use
+    it at once; yet a barged-in turn's recognition may still run in its thread when the next
+    turn's starts, so the second waits for the first behind a lock.
+    """
+
+    def __init__(self, recognizer: Recognizer, decoder: Any = None) -> None:
+        """``decoder``: one from :meth:`Recognizer.new_decoder` that no other call uses (a
+        finished call's, reused); None: built by :meth:`prepare` or the first turn."""
+        self._recognizer = recognizer
+        self._decoder = decoder
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Build the decoder now (blocking, 0.1-0.5 s), so the first turn does not wait."""
+        with self._lock:
+            self._ensure_decoder()
+
+    def transcribe(self, pcm16_16k: bytes) -> str:
+        """Recognise one whole utterance (blocking); empty string when nothing matched."""
+        with self._lock:
+            return self._recognizer.transcribe(self._ensure_decoder(), pcm16_16k)
+
+    def release_decoder(self) -> Any:
+        """Hand the decoder over for another call; None if a recognition is still using it
+        (a cancelled turn's thread) or none was built. The listener builds anew if used."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            decoder, self._decoder = self._decoder, None
+            return decoder
+        finally:
+            self._lock.release()
+
+    def _ensure_decoder(self) -> Any:
+        if self._decoder is None:
+            self._decoder = self._recognizer.new_decoder()
+        return self._decoder
+
+
 def _decode(decoder: Any, pcm16_16k: bytes) -> str:
     decoder.start_utt()
     decoder.process_raw(pcm16_16k, full_utt=True)
