@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -130,3 +131,17 @@ class PermanentReporter:
                 where,
                 describe(exc),
             )
+
+
+def origin(url: str, setting: str) -> str:
+    """``scheme://host[:port]`` of an override, checked: anything more is refused, so an
+    operator who pasted a whole URL learns it at start-up, not from a 404 on a call."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ValueError(f"{setting}={url!r}: expected ws://host:port or wss://host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"{setting}={url!r}: give only the scheme, host and port; the paths are the "
+            "provider's own"
+        )
+    return f"{parts.scheme}://{parts.netloc}"

@@ -17,34 +17,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 DEEPGRAM_URL = "wss://api.deepgram.com"
 CLOUDFLARE_URL = "wss://gateway.ai.cloudflare.com"
 
 Model = Literal["nova-3", "flux", "aura"]
 #: each model's path at Deepgram
-DEEPGRAM_PATHS: dict[Model, str] = {"nova-3": "/v1/listen", "flux": "/v2/listen", "aura": "/v1/speak"}
+DEEPGRAM_PATHS: dict[Model, str] = {
+    "nova-3": "/v1/listen",
+    "flux": "/v2/listen",
+    "aura": "/v1/speak",
+}
 #: each model's name at Workers AI
 WORKERS_AI_MODELS: dict[Model, str] = {
     "nova-3": "@cf/deepgram/nova-3",
     "flux": "@cf/deepgram/flux",
     "aura": "@cf/deepgram/aura-2-en",
 }
-
-
-def origin(url: str, setting: str) -> str:
-    """``scheme://host[:port]`` of an override, checked: anything more is refused, so an
-    operator who pasted a whole URL learns it at start-up, not from a 404 on a call."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
-        raise ValueError(f"{setting}={url!r}: expected ws://host:port or wss://host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            f"{setting}={url!r}: give only the scheme, host and port; the paths are the "
-            "provider's own"
-        )
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True, slots=True)
