@@ -25,6 +25,7 @@ from bridge.state import BridgeState
 from bridge.switchboard import Switchboard
 from bridge.twilio.signatures import TwilioSignatures
 from pipeline.agents.base import AgentFactory
+from pipeline.agents.cascade.factory import CascadeAgentFactory
 from pipeline.observers import Observers, SessionObserver
 
 log = logging.getLogger("bridge.app")
@@ -49,6 +50,9 @@ def create_app(
     switchboard = Switchboard(factory, wiring.session_configs(settings), observers)
     metrics = Metrics(switchboard.counts, TRANSPORTS)
     observers.add(metrics.observer())
+    if isinstance(factory, CascadeAgentFactory):
+        failovers = factory.failovers
+        metrics.watch_failovers(lambda: failovers.counts)
     admission = wiring.admission(settings)
     devices = wiring.device_gate(settings)
     devices.on_reject = lambda reason: metrics.rejected("esp32", reason)

@@ -30,6 +30,15 @@ class SessionStats:
     agent_errors: int = 0
     turn_latency_ms: list[float] = field(default_factory=list)
 
+    def summary(self, reason: str, duration_s: float, chunks_sent: int, chunks_dropped: int) -> str:
+        """The call's one summary line, logged when it ends."""
+        return (
+            f"call ended reason={reason} duration_s={duration_s:.1f} "
+            f"user_turns={self.user_turns} agent_turns={self.agent_turns} "
+            f"barge_ins={self.barge_ins} chunks_sent={chunks_sent} "
+            f"chunks_dropped={chunks_dropped} agent_errors={self.agent_errors}"
+        )
+
 
 class ObservedCall(Protocol):
     """What an observer may see of a call (a :class:`~pipeline.session.CallSession`)."""

@@ -145,19 +145,9 @@ class CallSession(AgentOutput):
             except Exception as exc:  # a recording must not break teardown
                 self.log.warning("audio tap close failed: %r", exc)
         self.observer.on_call_ended(self)
-        s = self.stats
-        self.log.info(
-            "call ended reason=%s duration_s=%.1f user_turns=%d agent_turns=%d barge_ins=%d "
-            "chunks_sent=%d chunks_dropped=%d agent_errors=%d",
-            self.end_reason,
-            self._clock() - self.started_at,
-            s.user_turns,
-            s.agent_turns,
-            s.barge_ins,
-            self.playout.chunks_sent,
-            self.playout.chunks_dropped,
-            s.agent_errors,
-        )
+        duration_s, playout = self._clock() - self.started_at, self.playout
+        sent, dropped = playout.chunks_sent, playout.chunks_dropped
+        self.log.info("%s", self.stats.summary(self.end_reason, duration_s, sent, dropped))
 
     async def _end_after_reply(self, ending: Ending) -> None:
         """ENDING: never cut a reply (no event marks its end, so look again now and then);
@@ -372,11 +362,8 @@ class CallSession(AgentOutput):
         await self.playout.audio(turn_id, pcm)
 
     def commit_turn(self) -> int:
-        """The agent's recogniser ended a user turn (its duration is the recogniser's to
-        know: reported as 0)."""
-        if self.phase not in LISTENING:
-            return self._turn_seq  # too late: nothing will answer it
-        return self._commit(b"", 0.0, 0.0)
+        """The agent's recogniser ended a user turn (of a duration unknown here: 0)."""
+        return self._commit(b"", 0.0, 0.0) if self.phase in LISTENING else self._turn_seq
 
     def end_turn(self, turn_id: int) -> None:
         self.playout.end_turn(turn_id)

@@ -12,10 +12,10 @@ reported as ``other``, so no caller can grow the series count without limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipeline.observers import ObservedCall, SessionObserver
@@ -90,6 +90,25 @@ class _Gauge(Collector):
         yield GaugeMetricFamily(self._name, self._documentation, value=self._value())
 
 
+class _Failovers(Collector):
+    """``bridge_stage_failovers_total{stage,provider,backup}``: calls moved to a backup
+    stage, read from the cascade's count when scraped."""
+
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "bridge_stage_failovers",
+            "Calls whose speech-to-text, chat or speech stage failed and moved to its backup, "
+            "by stage, failed provider and backup.",
+            labels=["stage", "provider", "backup"],
+        )
+        for labels, count in sorted(self._counts().items()):
+            family.add_metric(list(labels), count)
+        yield family
+
+
 class Metrics:
     def __init__(
         self, live_counts: Callable[[], dict[str, int]], transports: Iterable[str]
@@ -147,6 +166,10 @@ class Metrics:
                 in_progress,
             )
         )
+
+    def watch_failovers(self, counts: Callable[[], Mapping[tuple[str, str, str], int]]) -> None:
+        """``bridge_stage_failovers_total``, from the cascade's count of switches."""
+        self.registry.register(_Failovers(counts))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,9 +1,10 @@
 """One settings object, read from the environment (and an optional ``.env``), validated once.
 
 The settings are declared by concern, one module each (:mod:`.server`, :mod:`.agents`,
-:mod:`.turns`, :mod:`.phones`, :mod:`.toys`, :mod:`.capacity`, :mod:`.records`), and joined here
-into :class:`Settings`; :mod:`.fields` says how a declaration becomes parsing, validation and
-the README table. Checks that span several settings live here.
+:mod:`.speech`, :mod:`.turns`, :mod:`.phones`, :mod:`.toys`, :mod:`.capacity`,
+:mod:`.records`), and joined here into :class:`Settings`; :mod:`.fields` says how a
+declaration becomes parsing, validation and the README table. Checks that span several
+settings live here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bridge.settings.fields import SettingsError, markdown_row, parse
 from bridge.settings.phones import PhonesSettings
 from bridge.settings.records import RecordsSettings
 from bridge.settings.server import ServerSettings
+from bridge.settings.speech import SpeechSettings
 from bridge.settings.toys import ToysSettings
 from bridge.settings.turns import TurnsSettings
 
@@ -36,6 +38,7 @@ class Settings(
     ToysSettings,
     PhonesSettings,
     TurnsSettings,
+    SpeechSettings,
     AgentsSettings,
     ServerSettings,
 ):

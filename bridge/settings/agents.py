@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.settings.fields import setting
+from bridge.settings.speech import STT_PROVIDERS, TTS_PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,18 @@ class AgentsSettings:
     stt: str = setting(
         "BRIDGE_STT",
         "openai",
-        "Speech-to-text stage of the cascaded agent (`BRIDGE_AGENT=openai`); a persona may "
-        "choose another (`stt`).",
-        choices=("openai",),
+        "Speech-to-text stage of the cascaded agent (`BRIDGE_AGENT=openai`): `openai`, "
+        "`deepgram` (streaming, with its turn detection), `cloudflare` (the same models "
+        "through Workers AI) or `local`; a persona may choose another (`stt`).",
+        choices=STT_PROVIDERS,
     )
     tts: str = setting(
         "BRIDGE_TTS",
         "openai",
-        "Text-to-speech stage of the cascaded agent; a persona may choose another (`tts`).",
-        choices=("openai",),
+        "Text-to-speech stage of the cascaded agent: `openai`, `deepgram` (Aura), "
+        "`cloudflare` (Aura through Workers AI), `elevenlabs` or `local`; a persona may "
+        "choose another (`tts`).",
+        choices=TTS_PROVIDERS,
     )
     openai_api_key: str = setting(
         "BRIDGE_OPENAI_API_KEY",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pipeline.agents.base import Agent, AgentFactory, CallInfo
 from pipeline.agents.cascade.agent import CascadeAgent, CascadeStages
 from pipeline.agents.cascade.config import CascadeConfig
+from pipeline.agents.cascade.failover import Failovers
 from pipeline.agents.cascade.stages import Chat, SpeechToText, Stage, StageFactory, TextToSpeech
 from pipeline.agents.persona import PersonaBook, PersonaError
 
@@ -27,6 +28,7 @@ class CascadeAgentFactory(AgentFactory):
         personas: PersonaBook,
         default_stt: str,
         default_tts: str,
+        failovers: Failovers | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -36,6 +38,8 @@ class CascadeAgentFactory(AgentFactory):
         self._default_stt = default_stt
         self._default_tts = default_tts
         self.personas = personas
+        #: switches to a backup stage, for the metrics
+        self.failovers = failovers or Failovers()
         self._check_personas()
 
     def _check_personas(self) -> None:
