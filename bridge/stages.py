@@ -246,7 +246,7 @@ def cascade_factory(settings: Settings, personas: PersonaBook) -> CascadeAgentFa
         failovers,
         speech_pair,
     )
-    problems = list(building.problems)
+    problems = list(dict.fromkeys(building.problems))  # a setting two stages share: once
     if building.openai_problems:
         problems.append(
             f"BRIDGE_AGENT={settings.agent}: no API key for the "
