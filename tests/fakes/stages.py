@@ -22,7 +22,7 @@ from pipeline.agents.cascade.stages import (
     TurnEvents,
 )
 from pipeline.agents.retry import Retry
-from pipeline.audio import PCM16_16K
+from pipeline.audio import PCM16_16K, AudioSpec
 from tests.fakes.agents import tone_pcm
 
 #: the scripted speech: 20 ms of tone per character
@@ -106,10 +106,10 @@ class ToneSpeech(SentenceSpeech):
     """A tone of ``MS_PER_CHAR`` per character after ``first_audio_s``."""
 
     provider = "scripted"
-    output_spec = PCM16_16K
 
-    def __init__(self, first_audio_s: float = 0.1) -> None:
+    def __init__(self, first_audio_s: float = 0.1, spec: AudioSpec = PCM16_16K) -> None:
         self.first_audio_s = first_audio_s
+        self.output_spec = spec
         self.spoken: list[str] = []
 
     def classify(self, exc: Exception) -> Retry | None:
@@ -118,7 +118,62 @@ class ToneSpeech(SentenceSpeech):
     async def synthesize(self, text: str, voice: str, on_audio: OnAudio, attempt: Attempt) -> None:
         self.spoken.append(text)
         await asyncio.sleep(self.first_audio_s)
-        pcm = tone_pcm(len(text) * MS_PER_CHAR)
-        step = PCM16_16K.bytes_for_ms(100)
+        pcm = tone_pcm(len(text) * MS_PER_CHAR, rate_hz=self.output_spec.rate_hz)
+        step = self.output_spec.bytes_for_ms(100)
         for offset in range(0, len(pcm), step):
             await on_audio(pcm[offset : offset + step])
+
+
+class Down(ConnectionResetError):
+    """What a failing scripted stage raises: transient, as a dropped connection is."""
+
+
+class Refused(PermissionError):
+    """What a scripted stage with a bad key raises: permanent."""
+
+
+def scripted_verdict(exc: Exception) -> Retry | None:
+    return None if isinstance(exc, Refused) else Retry()
+
+
+@dataclass
+class FailingChat(Chat):
+    """Every request fails with ``error`` after ``after_s``."""
+
+    error: Callable[[], Exception]
+    after_s: float = 0.05
+    provider: str = "failing"
+    attempts: int = 0
+
+    def classify(self, exc: Exception) -> Retry | None:
+        return scripted_verdict(exc)
+
+    async def reply(
+        self,
+        messages: list[dict[str, str]],
+        on_sentence: OnSentence,
+        on_progress: Callable[[], None],
+        attempt: Attempt,
+    ) -> ChatReply:
+        self.attempts += 1
+        await asyncio.sleep(self.after_s)
+        raise self.error()
+
+
+class FailingSpeech(SentenceSpeech):
+    """Every sentence fails with ``error`` before any audio."""
+
+    provider = "failing"
+    output_spec = PCM16_16K
+
+    def __init__(self, error: Callable[[], Exception]) -> None:
+        self.error = error
+        self.attempts = 0
+
+    def classify(self, exc: Exception) -> Retry | None:
+        return scripted_verdict(exc)
+
+    async def synthesize(self, text: str, voice: str, on_audio: OnAudio, attempt: Attempt) -> None:
+        self.attempts += 1
+        await asyncio.sleep(0.05)
+        raise self.error()

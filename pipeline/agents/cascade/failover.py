@@ -165,19 +165,36 @@ class FailoverSpeech(TextToSpeech):
         if stage is self._pair.primary:
             return _WatchedTurn(self._pair, stage, stage.speak(voice, on_audio, attempt))
         # the backup's voices are its own: the primary's voice name means nothing to it
-        converter = Converter(stage.output_spec, self.output_spec)
-
-        async def converted(pcm: bytes, first: int, last: int) -> None:
-            if out := converter.process(pcm):
-                await on_audio(out, first, last)
-
-        return _WatchedTurn(self._pair, stage, stage.speak("", converted, attempt))
+        if stage.output_spec == self.output_spec:
+            return _WatchedTurn(self._pair, stage, stage.speak("", on_audio, attempt))
+        converted = _Converted(Converter(stage.output_spec, self.output_spec), on_audio)
+        turn = _WatchedTurn(self._pair, stage, stage.speak("", converted.audio, attempt))
+        turn.on_finished = converted.flush
+        return turn
 
     def classify(self, exc: Exception) -> Retry | None:
         return self._pair.classify(exc)
 
     async def aclose(self) -> None:
         await self._pair.aclose()
+
+
+class _Converted:
+    """The backup's audio in the call's format; the resampler's tail goes out at the end."""
+
+    def __init__(self, converter: Converter, on_audio: OnSpokenAudio) -> None:
+        self._converter = converter
+        self._on_audio = on_audio
+        self._last = (0, 0)
+
+    async def audio(self, pcm: bytes, first: int, last: int) -> None:
+        self._last = (first, last)
+        if out := self._converter.process(pcm):
+            await self._on_audio(out, first, last)
+
+    async def flush(self) -> None:
+        if tail := self._converter.flush():
+            await self._on_audio(tail, *self._last)
 
 
 class _WatchedTurn(SpeechTurn):
@@ -187,6 +204,8 @@ class _WatchedTurn(SpeechTurn):
         self._pair = pair
         self._stage = stage
         self._turn = turn
+        #: after a successful finish (the converter's tail)
+        self.on_finished: Callable[[], Awaitable[None]] | None = None
 
     @property
     def spoken_through(self) -> int:  # type: ignore[override]
@@ -197,6 +216,8 @@ class _WatchedTurn(SpeechTurn):
 
     async def finish(self) -> None:
         await self._watch(self._turn.finish())
+        if self.on_finished is not None:
+            await self.on_finished()
         self._pair.succeeded()
 
     async def cancel(self) -> None:
