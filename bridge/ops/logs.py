@@ -57,10 +57,15 @@ class RedactSecrets(logging.Filter):
     """Masks credentials in records of libraries that log raw HTTP headers at DEBUG.
 
     uvicorn (through websockets) traces every handshake header, ``Authorization: Bearer``
-    and ``X-Twilio-Signature`` included; nothing of ours logs them, but theirs must not either.
+    and ``X-Twilio-Signature`` included, and so does the websockets client of the speech
+    providers (``Authorization: Token`` to Deepgram, ``cf-aig-authorization`` to Cloudflare,
+    ``xi-api-key`` to ElevenLabs); nothing of ours logs them, but theirs must not either.
     """
 
-    PATTERN = re.compile(r"(?i)(authorization:\s*(?:bearer\s+)?|x-twilio-signature:\s*)(\S+)")
+    PATTERN = re.compile(
+        r"(?i)((?:authorization|xi-api-key):\s*(?:(?:bearer|token)\s+)?|x-twilio-signature:\s*)"
+        r"(\S+)"
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
