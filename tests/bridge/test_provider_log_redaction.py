@@ -10,9 +10,9 @@ import pytest
 from bridge.ops.logs import install_redaction
 from pipeline.agents.providers.deepgram.access import DeepgramAccess
 from pipeline.agents.providers.websocket import open_socket
-from tests.fakes.deepgram_server import API_KEY, CF_TOKEN, FakeDeepgram
-from tests.fakes.elevenlabs_server import API_KEY as XI_KEY
-from tests.fakes.elevenlabs_server import FakeElevenLabs
+from tests.fakes.deepgram import API_KEY, CF_TOKEN, FakeDeepgram
+from tests.fakes.elevenlabs import API_KEY as XI_KEY
+from tests.fakes.elevenlabs import FakeElevenLabs
 
 
 async def test_provider_credentials_are_redacted_from_debug_traces(
