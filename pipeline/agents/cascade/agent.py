@@ -122,6 +122,7 @@ class CascadeAgent(Agent):
         if isinstance(stt, StreamingSpeechToText):
             self._listening = Listening(out, self._speculate, self.log)
             out.tasks.spawn(self._listen(stt, self._listening), "stt-stream", supervised=False)
+        out.tasks.spawn(self._prepare_speech(), "tts-prepare", supervised=False)
         if not self._persona.first_message:
             return
         turn = out.begin_turn()
@@ -211,6 +212,14 @@ class CascadeAgent(Agent):
             listening.lost(exc)
             if stt.classify(exc) is None:
                 stt.report_permanent(exc)
+
+    async def _prepare_speech(self) -> None:
+        """Open the speech stage's socket while the caller is still saying hello; a failure
+        here is the first reply's to retry, not the call's."""
+        try:
+            await self._stages.tts.prepare(self._voice)
+        except Exception as exc:
+            self.log.info("speech stage did not open at the start of the call: %r", exc)
 
     def _speculate(self, text: str) -> ChatRun:
         """The recogniser thinks the caller said ``text`` and is done: start the answer."""

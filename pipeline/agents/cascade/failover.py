@@ -172,6 +172,9 @@ class FailoverSpeech(TextToSpeech):
         turn.on_finished = converted.flush
         return turn
 
+    async def prepare(self, voice: str = "") -> None:
+        await self._pair.current.prepare(voice if not self._pair.switched else "")
+
     def classify(self, exc: Exception) -> Retry | None:
         return self._pair.classify(exc)
 

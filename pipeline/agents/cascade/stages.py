@@ -182,6 +182,10 @@ class TextToSpeech(Stage):
     def speak(self, voice: str, on_audio: OnSpokenAudio, attempt: Attempt) -> SpeechTurn:
         """Start one reply in ``voice`` (empty: the stage's default)."""
 
+    async def prepare(self, voice: str = "") -> None:
+        """The call has started: open what the first reply needs (a socket), so the caller
+        does not wait for a handshake. Optional; a reply opens what is not open."""
+
 
 class SentenceSpeech(TextToSpeech):
     """A provider that takes one request per sentence (HTTP speech, a local synthesiser)."""

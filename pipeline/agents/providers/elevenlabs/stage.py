@@ -38,6 +38,8 @@ log = logging.getLogger("pipeline.agents.providers.elevenlabs")
 #: for the bare keep-alive's default context. A socket with this many in use (barge-ins whose
 #: contexts are still draining) is given up for a fresh one rather than refused a context.
 MAX_REPLY_CONTEXTS = 4
+#: how long opening the socket at the start of a call may take
+PREPARE_TIMEOUT_S = 5.0
 
 
 class ElevenLabsSpeech(TextToSpeech):
@@ -72,6 +74,11 @@ class ElevenLabsSpeech(TextToSpeech):
             self.output_spec,
             self.log,
         )
+
+    async def prepare(self, voice: str = "") -> None:
+        """Open the call's socket now, so the first reply does not wait for the handshake."""
+        voice_id = voice or self._options.voice_id
+        await self._socket_for(voice_id, Attempt(0, "prepare", PREPARE_TIMEOUT_S))
 
     async def _socket_for(self, voice_id: str, attempt: Attempt) -> SpeechSocket:
         """The call's socket for ``voice_id``, opened if it has none that can take a reply.
