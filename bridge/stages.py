@@ -200,14 +200,15 @@ def _chat(b: Building, failovers: Failovers) -> StageFactory[Chat]:
 def _with_backup(
     factories: dict[str, StageFactory[S]],
     backup_name: str,
-    build: Callable[[], StageFactory[S]],
-    failovers: Failovers,
+    builders: dict[str, Callable[[Building], StageFactory[S]]],
+    building: Building,
     wrap: Callable[[S, S, Failovers, str], S],
+    failovers: Failovers,
 ) -> dict[str, StageFactory[S]]:
     """Every provider in ``factories`` but the backup itself gets the backup."""
     if not backup_name:
         return factories
-    backup = factories.get(backup_name) or build()
+    backup = factories.get(backup_name) or builders[backup_name](building)
     return {
         name: factory if name == backup_name else FailoverFactory(factory, backup, failovers, wrap)
         for name, factory in factories.items()
@@ -232,20 +233,8 @@ def cascade_factory(settings: Settings, personas: PersonaBook) -> CascadeAgentFa
     stt = {name: STT[name](building) for name in sorted(stt_names)}
     chat = _chat(building, failovers)
     tts = {name: TTS[name](building) for name in sorted(tts_names)}
-    stt = _with_backup(
-        stt,
-        settings.stt_fallback,
-        lambda: STT[settings.stt_fallback](building),
-        failovers,
-        transcription_pair,
-    )
-    tts = _with_backup(
-        tts,
-        settings.tts_fallback,
-        lambda: TTS[settings.tts_fallback](building),
-        failovers,
-        speech_pair,
-    )
+    stt = _with_backup(stt, settings.stt_fallback, STT, building, transcription_pair, failovers)
+    tts = _with_backup(tts, settings.tts_fallback, TTS, building, speech_pair, failovers)
     problems = list(dict.fromkeys(building.problems))  # a setting two stages share: once
     if building.openai_problems:
         problems.append(
