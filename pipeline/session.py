@@ -219,8 +219,11 @@ class CallSession(AgentOutput):
         for event in self._endpointer.push(self._to_vad.process(data)):
             if event is EndpointEvent.SPEECH_STARTED:
                 self.user_speech_started()
-            elif self.agent.commits_turns:
-                continue  # the agent's recogniser ends the turns while it is up
+            elif self.agent.commits_turns:  # its recogniser ends the turns while it is up
+                if isinstance(event, UserTurn):
+                    turn = event
+                    audio = self._agent_audio(turn.pcm16)
+                    self.agent.endpointer_turn(audio, turn.duration_ms, turn.speech_ms)
             elif isinstance(event, UserTurn):
                 self._on_user_turn(event)
             elif isinstance(event, TentativeTurn):

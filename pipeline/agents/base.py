@@ -135,6 +135,12 @@ class Agent(ABC):
         transcribe it) so that time is not added to the caller's wait; if the caller speaks
         again instead, ``respond`` later gets different audio. Must not block."""
 
+    def endpointer_turn(  # noqa: B027 - only for agents that commit turns
+        self, utterance: bytes, duration_ms: float, speech_ms: float
+    ) -> None:
+        """While :attr:`commits_turns`: the endpointer found a turn too (not committed). An
+        agent may check its recogniser against it (one that heard nothing is stalled)."""
+
     def feed(self, audio: bytes) -> None:  # noqa: B027 - detects_turns, hears_every_frame
         """Stream inbound audio (``input_spec``); must not block."""
 

@@ -41,7 +41,7 @@ class ScriptedRecognizer(StreamingSpeechToText):
         self.batch_text = batch_text
         self.transcribed: list[bytes] = []
         self.listening = asyncio.Event()
-        self.fail_with: Exception | None = None
+        self.stalls = 0
 
     def classify(self, exc: Exception) -> Retry | None:
         return None
@@ -54,6 +54,9 @@ class ScriptedRecognizer(StreamingSpeechToText):
 
     def feed(self, audio: bytes) -> None:
         self.frames += 1
+
+    def stalled(self) -> None:
+        self.stalls += 1
 
     async def transcribe(self, utterance: bytes, attempt: Attempt) -> str:
         self.transcribed.append(utterance)

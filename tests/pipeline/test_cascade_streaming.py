@@ -171,3 +171,39 @@ def test_a_toys_explicit_end_of_speech_is_the_recognisers_to_decide() -> None:
         await core.hang_up()
 
     run_virtual(main)
+
+
+def test_a_stream_silent_through_a_whole_turn_is_stalled_and_the_turn_is_not_lost() -> None:
+    async def main() -> None:
+        rec = ScriptedRecognizer(batch_text="is anyone there")
+        chat = ScriptedChat(echo_answer)
+        core = await started(cascade(rec, chat), rec)
+        assert rec.events is not None
+        await core.speak(trailing_silence_ms=1500)  # the stream tells nothing of it
+        assert rec.stalls == 1 and chat.calls == []
+        rec.events.lost(TimeoutError("stalled again"))  # the stage gave up on it
+        await wait_until(lambda: "end" in core.port.names())
+        assert len(rec.transcribed) == 1  # the endpointer's audio of that turn
+        assert chat.calls[0].messages[-1]["content"] == "is anyone there"
+        await core.hang_up()
+
+    run_virtual(main)
+
+
+def test_a_stream_that_told_something_during_the_turn_is_not_stalled() -> None:
+    async def main() -> None:
+        rec = ScriptedRecognizer()
+        core = await started(cascade(rec, ScriptedChat(echo_answer)), rec)
+        assert rec.events is not None
+        wire = PCM16_16K
+        audio = speech(wire)
+        await core.say(audio[: len(audio) // 2])
+        rec.events.speech_started()
+        await core.say(audio[len(audio) // 2 :] + silence(wire, 1500))
+        assert rec.stalls == 0
+        rec.events.lost(TimeoutError("later"))  # nothing was kept to answer
+        await asyncio.sleep(1)
+        assert core.observer.named("user_turn") == []
+        await core.hang_up()
+
+    run_virtual(main)

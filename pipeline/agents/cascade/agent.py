@@ -120,7 +120,8 @@ class CascadeAgent(Agent):
         self._out = out
         stt = self._stages.stt
         if isinstance(stt, StreamingSpeechToText):
-            self._listening = Listening(out, self._speculate, self.log)
+            loop = asyncio.get_running_loop()
+            self._listening = Listening(out, self._speculate, stt.stalled, self.log, loop.time)
             out.tasks.spawn(self._listen(stt, self._listening), "stt-stream", supervised=False)
         out.tasks.spawn(self._prepare_speech(), "tts-prepare", supervised=False)
         if not self._persona.first_message:
@@ -133,6 +134,10 @@ class CascadeAgent(Agent):
         stt = self._stages.stt
         if isinstance(stt, StreamingSpeechToText):
             stt.feed(audio)
+
+    def endpointer_turn(self, utterance: bytes, duration_ms: float, speech_ms: float) -> None:
+        if self._listening is not None:
+            self._listening.endpointer_turn(utterance, duration_ms, speech_ms)
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
         if self._early is not None:
@@ -157,8 +162,10 @@ class CascadeAgent(Agent):
         heard = self._listening.take(turn_id) if self._listening is not None else None
         run: ChatRun | None = None
         deadline = Deadline(self._cfg.turn_deadline_s)
-        if heard is not None:
+        if heard is not None and not heard.utterance:
             text, run = heard.text, heard.run
+        elif heard is not None:  # the stream stalled on this turn: the endpointer's audio
+            text = await self._transcribe(turn_id, heard.utterance, deadline)
         else:
             text = await self._transcript(turn_id, utterance, deadline)
         if not text:

@@ -283,6 +283,9 @@ class FailoverRecognizer(FailoverTranscription, StreamingSpeechToText):
     def feed(self, audio: bytes) -> None:
         self._stream.feed(audio)
 
+    def stalled(self) -> None:
+        self._stream.stalled()
+
 
 class _SwitchOnLoss:
     """Passes the recogniser's events on; a lost stream moves transcription to the backup."""

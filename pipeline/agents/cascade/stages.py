@@ -129,6 +129,11 @@ class StreamingSpeechToText(SpeechToText):
         """One inbound frame (``input_spec``), in order; never blocks (held while the stream
         is down, bounded)."""
 
+    def stalled(self) -> None:
+        """The call's endpointer heard a whole turn while the stream said nothing at all: it
+        takes audio and does not answer. Open it again (the turn's audio goes again); if it
+        stalls once more, report it lost."""
+
 
 class Chat(Stage):
     kind = "chat"

@@ -332,6 +332,38 @@ async def test_flux_drop_mid_turn_sends_the_turn_again_from_its_start(
     assert again.audio == audio[spec.bytes_for_ms(300) :]  # from the turn's start
 
 
+async def test_a_stalled_stream_is_opened_again_and_hears_the_turn_it_missed(
+    fake: FakeDeepgram,
+) -> None:
+    fake.fail("flux", Fault.stall(after_messages=1))  # Connected, then nothing
+    run = start(options(fake, "flux"))
+    spec = ULAW_8K
+    audio = speech(800, spec) + silence(600, spec)
+    feed(run.stage, audio)
+    await run.heard.until("connected")
+    await asyncio.sleep(0.2)
+    assert run.heard.count("speech_started") == 0  # stalled: nothing came back
+    run.stage.stalled()  # the cascade's endpointer heard a whole turn
+    await run.heard.until("turn_ended")
+    await run.close()
+    assert run.heard.count("turn_ended") == 1 and run.heard.count("lost") == 0
+    _stalled, again = fake.to("flux")
+    assert again.audio.endswith(audio[spec.bytes_for_ms(100) :])  # the turn went again
+
+
+async def test_a_stream_that_stalls_twice_in_a_row_is_lost(fake: FakeDeepgram) -> None:
+    fake.fail("flux", Fault.stall(after_messages=1), times=2)
+    run = start(options(fake, "flux"))
+    feed(run.stage, speech(800, ULAW_8K) + silence(600, ULAW_8K))
+    await run.heard.until("connected")
+    run.stage.stalled()
+    await run.heard.until("connected", 2)
+    run.stage.stalled()
+    await run.heard.until("lost")
+    await run.close()
+    assert isinstance(run.heard.errors[0], TimeoutError)
+
+
 async def test_flux_error_message_is_transient_and_the_stream_comes_back(
     fake: FakeDeepgram,
 ) -> None:

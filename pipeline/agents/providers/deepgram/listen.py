@@ -55,6 +55,14 @@ log = logging.getLogger("pipeline.agents.providers.deepgram")
 SEND_CHUNK_MS = 250
 
 
+#: what a socket says when it opens, before it has heard anything
+GREETINGS = frozenset({"Connected", "Metadata"})
+
+
+class RecognizerStalled(TimeoutError):
+    """The stream took a whole turn's audio and answered nothing (transient: reopened)."""
+
+
 class DeepgramListen(StreamingSpeechToText):
     def __init__(
         self,
@@ -82,6 +90,10 @@ class DeepgramListen(StreamingSpeechToText):
         self._answered = False
         self._closing = False
         self._stop = asyncio.Event()
+        #: the cascade found the stream silent through a whole turn (see :meth:`stalled`)
+        self._stall = asyncio.Event()
+        #: stalls in a row, with no answer in between
+        self._stalls = 0
 
     # -- Stage -----------------------------------------------------------------------------
 
@@ -139,6 +151,12 @@ class DeepgramListen(StreamingSpeechToText):
         if not self._closing:
             self._hold.append(audio)
 
+    def stalled(self) -> None:
+        if self._ws is None or self._closing:
+            return
+        self._stalls += 1
+        self._stall.set()
+
     async def listen(self, events: TurnEvents) -> None:
         if self._closing:
             return
@@ -180,6 +198,8 @@ class DeepgramListen(StreamingSpeechToText):
                     lived_s = time.monotonic() - opened_s
                     healthy = self._answered or lived_s >= self._options.healthy_after_s
                     failures = 1 if healthy else failures + 1
+                    if isinstance(exc, RecognizerStalled):  # once: again; twice: lost
+                        failures = 1 if self._stalls < 2 else self._options.reconnect_attempts + 1
                     self._log.warning(
                         "%s stream dropped after %.1f s (%s)", self._name, lived_s, describe(exc)
                     )
@@ -249,20 +269,28 @@ class DeepgramListen(StreamingSpeechToText):
     async def _serve(self, ws: ClientConnection) -> None:
         """Send and read until the socket fails (raised) or closes (``ConnectionClosed``,
         also raised: a socket the call did not close is a drop)."""
+        self._stall.clear()
         sender = asyncio.create_task(self._send(ws), name="deepgram-listen-send")
         reader = asyncio.create_task(self._read(ws), name="deepgram-listen-read")
+        watch = asyncio.create_task(self._watch_stall(), name="deepgram-listen-stall")
         try:
             # the sender ends quietly when the call closes; the reader then sees the close
-            done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(
+                {sender, reader, watch}, return_when=asyncio.FIRST_EXCEPTION
+            )
         finally:
-            for task in (sender, reader):
+            for task in (sender, reader, watch):
                 task.cancel()
-            await asyncio.gather(sender, reader, return_exceptions=True)
-        for task in (reader, sender):
+            await asyncio.gather(sender, reader, watch, return_exceptions=True)
+        for task in (watch, reader, sender):
             if task in done and not task.cancelled():
                 error = task.exception()
                 if error is not None:
                     raise error
+
+    async def _watch_stall(self) -> None:
+        await self._stall.wait()
+        raise RecognizerStalled(f"{self._name} answered nothing through a whole turn")
 
     async def _send(self, ws: ClientConnection) -> None:
         options = self._options
@@ -294,6 +322,8 @@ class DeepgramListen(StreamingSpeechToText):
             try:
                 message = json.loads(raw)
                 if isinstance(message, dict):
+                    if message.get("type") not in GREETINGS:
+                        self._stalls = 0  # it hears: not stalled
                     self._reader.read(message)
             except StreamError:
                 raise
