@@ -107,10 +107,13 @@ def device_gate(settings: Settings) -> DeviceGate:
 
 def persona_book(settings: Settings) -> PersonaBook:
     """The personas file over the default persona from settings; raises PersonaError early."""
+    # BRIDGE_OPENAI_VOICE names an OpenAI voice: Aura and ElevenLabs keep their own default
+    # (BRIDGE_DEEPGRAM_TTS_VOICE, BRIDGE_ELEVENLABS_VOICE_ID) unless a persona names one
+    openai_voices = settings.agent == "openai-realtime" or settings.tts == "openai"
     default = Persona(
         system_prompt=settings.system_prompt,
         first_message=settings.first_message,
-        voice=settings.openai_voice,
+        voice=settings.openai_voice if openai_voices else "",
     )
     return PersonaBook.load(settings.personas_file or None, default)
 
@@ -150,7 +153,7 @@ def openai_chat(settings: Settings, endpoint: Endpoint) -> ChatOptions:
 
 
 def openai_speech(settings: Settings, endpoint: Endpoint) -> SpeechOptions:
-    return SpeechOptions(endpoint, model=settings.openai_tts_model)
+    return SpeechOptions(endpoint, model=settings.openai_tts_model, voice=settings.openai_voice)
 
 
 def realtime_config(settings: Settings) -> RealtimeConfig:

@@ -19,7 +19,9 @@ line, a pirate toy). Personas live in one TOML file (``BRIDGE_PERSONAS_FILE``)::
 A call picks, in order: an explicit ``persona`` parameter (a TwiML ``<Parameter>``, or the
 devices file's ``persona``), then the called number, then the device, then the default built
 from settings. Fields a persona leaves out are inherited from the default, so a persona can
-change only the voice. Unknown names fail at start-up, not on the first call.
+change only the voice; but a persona that names its own ``tts`` and no ``voice`` gets that
+stage's configured voice, not the default's (a voice belongs to one provider). Unknown names
+fail at start-up, not on the first call.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class PersonaBook:
             if unknown:
                 raise PersonaError(f"{where}: personas.{name}: unknown keys {sorted(unknown)}")
             values = {k: entry.get(k, getattr(default, k)) for k in _FIELDS}
+            if "tts" in entry and "voice" not in entry:
+                values["voice"] = ""  # the default's voice is for the default's speech stage
             for key, value in values.items():
                 if not isinstance(value, str):
                     raise PersonaError(f"{where}: personas.{name}.{key} must be a string")

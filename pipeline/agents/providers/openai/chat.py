@@ -83,7 +83,9 @@ class OpenAIChatFactory(StageFactory[OpenAIChat]):
         self.options = options
 
     def create(self, call: CallInfo) -> OpenAIChat:
-        return OpenAIChat(self.clients, self.options)
+        chat = OpenAIChat(self.clients, self.options)
+        chat.provider = self.provider  # a backup server's factory is named "chat-fallback"
+        return chat
 
     async def aclose(self) -> None:
         await self.clients.aclose()

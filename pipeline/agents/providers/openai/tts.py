@@ -24,6 +24,8 @@ DEFAULT_VOICE = "alloy"
 class SpeechOptions:
     endpoint: Endpoint
     model: str = "gpt-4o-mini-tts"
+    #: the voice of a reply that names none (a persona without one, a backup stage's)
+    voice: str = DEFAULT_VOICE
 
 
 class OpenAISpeech(OpenAIStage, SentenceSpeech):
@@ -38,7 +40,7 @@ class OpenAISpeech(OpenAIStage, SentenceSpeech):
         odd = b""
         async with self.client.audio.speech.with_streaming_response.create(
             model=self._options.model,
-            voice=voice or DEFAULT_VOICE,
+            voice=voice or self._options.voice,
             input=text,
             response_format="pcm",
             timeout=attempt.timeout_s,
