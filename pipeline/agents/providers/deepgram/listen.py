@@ -3,9 +3,12 @@ Gateway) as a call's :class:`StreamingSpeechToText` stage.
 
 One socket per call, opened when the call starts and kept for all of it:
 
-* :meth:`DeepgramListen.feed` never blocks: frames go to an :class:`AudioHold` and a sender
-  task writes them to the socket; with no audio for ``keepalive_s`` it keeps the socket
-  alive (Nova-3's ``KeepAlive``; Flux, which has none, hears a little silence);
+* :meth:`DeepgramListen.feed` never blocks: frames go to an :class:`AudioHold`. While the
+  socket is up, nothing is waiting to be sent and the socket takes writes, the frame is
+  written to it at once, in ``feed`` (:func:`send_now`): a task woken per frame cost more
+  than everything else a frame does. Otherwise a sender task writes what is held (after a
+  reconnect, while the socket pushes back); with no audio for ``keepalive_s`` it keeps the
+  socket alive (Nova-3's ``KeepAlive``; Flux, which has none, hears a little silence);
 * a reader task tells the cascade the turns (:mod:`.listen_turns`);
 * a dropped socket is opened again with backoff, and the audio the recogniser had not yet
   answered for (the turn under way) is sent again first, so the turn is not lost;
@@ -25,6 +28,7 @@ import logging
 import time
 
 from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
 
 from pipeline.agents.base import CallInfo
 from pipeline.agents.cascade.stages import Attempt, StageFactory, StreamingSpeechToText, TurnEvents
@@ -90,6 +94,8 @@ class DeepgramListen(StreamingSpeechToText):
         self._answered = False
         self._closing = False
         self._stop = asyncio.Event()
+        #: when audio (or a keepalive) last went to the socket
+        self._last_sent_s = time.monotonic()
         #: the cascade found the stream silent through a whole turn (see :meth:`stalled`)
         self._stall = asyncio.Event()
         #: stalls in a row, with no answer in between
@@ -148,8 +154,17 @@ class DeepgramListen(StreamingSpeechToText):
     # -- StreamingSpeechToText -------------------------------------------------------------
 
     def feed(self, audio: bytes) -> None:
-        if not self._closing:
-            self._hold.append(audio)
+        if self._closing:
+            return
+        hold = self._hold
+        ws = self._ws
+        if ws is None or hold.pending_bytes or not can_send_now(ws):
+            hold.append(audio)  # the sender task sends it
+            return
+        hold.append(audio, wake=False)
+        send_now(ws, hold.take(len(audio)))
+        self._last_sent_s = time.monotonic()
+        hold.trim(self._reader.keep_from(self._idle_replay_bytes))
 
     def stalled(self) -> None:
         if self._ws is None or self._closing:
@@ -296,22 +311,23 @@ class DeepgramListen(StreamingSpeechToText):
         options = self._options
         hold = self._hold
         chunk_bytes = hold.bytes_for_s(SEND_CHUNK_MS / 1000)
-        last_sent_s = time.monotonic()
+        self._last_sent_s = time.monotonic()
         while not self._closing:
             chunk = hold.take(chunk_bytes)
             if chunk:
                 await ws.send(chunk)
-                last_sent_s = time.monotonic()
+                self._last_sent_s = time.monotonic()
                 hold.trim(self._reader.keep_from(self._idle_replay_bytes))
                 continue
-            idle_s = time.monotonic() - last_sent_s
+            # live frames go out in feed() meanwhile, and count as sent
+            idle_s = time.monotonic() - self._last_sent_s
             if idle_s < options.keepalive_s:
                 await hold.wait(options.keepalive_s - idle_s)
             elif options.model == "flux":
                 hold.append(self._silence)  # sent next time round, counted as call audio
             else:
                 await ws.send(json.dumps({"type": "KeepAlive"}))
-                last_sent_s = time.monotonic()
+                self._last_sent_s = time.monotonic()
 
     async def _read(self, ws: ClientConnection) -> None:
         while True:
@@ -330,6 +346,25 @@ class DeepgramListen(StreamingSpeechToText):
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
                 # a message of a shape we do not know must not end the stream for good
                 self._log.warning("%s: unreadable message skipped (%r)", self._name, exc)
+
+
+def can_send_now(ws: ClientConnection) -> bool:
+    """Whether a frame may be written to ``ws`` right now, outside ``ws.send``: the socket is
+    open, its transport is not pushing back, and no fragmented message is half sent."""
+    # the attributes are the asyncio client's (websockets 14 and later); where one is
+    # missing, the frame takes the ordinary path through the sender task
+    return (
+        ws.protocol.state is State.OPEN
+        and getattr(ws, "paused", True) is False
+        and getattr(ws, "send_in_progress", True) is None
+    )
+
+
+def send_now(ws: ClientConnection, audio: bytes) -> None:
+    """Write one binary message synchronously: what ``ws.send`` does, without its context
+    manager, lock checks and drain (:func:`can_send_now` checked those conditions)."""
+    ws.protocol.send_binary(audio)
+    ws.send_data()
 
 
 class DeepgramListenFactory(StageFactory[DeepgramListen]):

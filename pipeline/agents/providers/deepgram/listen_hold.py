@@ -45,13 +45,15 @@ class AudioHold:
     def pending_bytes(self) -> int:
         return self.end - self.sent
 
-    def append(self, audio: bytes) -> None:
-        """One frame of the call (or keepalive silence); drops the oldest beyond the bound."""
+    def append(self, audio: bytes, *, wake: bool = True) -> None:
+        """One frame of the call (or keepalive silence); drops the oldest beyond the bound.
+        ``wake=False``: the caller sends it at once, so a :meth:`wait` goes on waiting."""
         self._buffer += audio
         excess = len(self._buffer) - self._limit_bytes
         if excess > 0:
             self._drop(self._whole(excess, up=True))
-        self._more.set()
+        if wake:
+            self._more.set()
 
     def take(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` (whole samples) of what the socket has not been sent yet."""
