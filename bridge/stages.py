@@ -65,6 +65,10 @@ class Building:
         endpoint = self.endpoints[stage]
         if endpoint.lacks_key:
             self.openai_problems.append(stage)
+        else:
+            # made now, at start-up: making one imports what its first request needs, which
+            # would otherwise stall the first call (tens of ms on its event loop)
+            self.openai.client(endpoint)
         return endpoint
 
     def require(self, what: str, *names_values: tuple[str, str]) -> None:
