@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +35,8 @@ class BenchServer:
         self.port = free_port()
         cores = {core} if isinstance(core, int) else core
         full_env = {**os.environ, **UNLIMITED, "BRIDGE_LOG_LEVEL": "WARNING", **(env or {})}
+        # a file, not a pipe: a pipe nobody reads fills up, and the server blocks on a log line
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -49,17 +52,20 @@ class BenchServer:
             env=full_env,
             preexec_fn=lambda: os.sched_setaffinity(0, cores),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         self._wait_ready()
+
+    def log_text(self) -> str:
+        """What the server has logged so far (warnings and errors)."""
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60  # the local agent loads its models first
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    self.proc.stderr.read().decode() if self.proc.stderr else "exited"
-                )
+                raise RuntimeError(self.log_text() or "exited")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
                     return
@@ -77,3 +83,5 @@ class BenchServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
