@@ -1,5 +1,6 @@
-"""The offline agent end to end: a caller and a toy ask the time in synthesised speech, over
-real sockets; the reply is recognised back (no network, no keys)."""
+"""The offline agent end to end: a caller and a toy ask in voices that are not the agent's
+own (espeak-ng accents), over real sockets; the reply is recognised back (no network, no
+keys)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 import soxr
-from pocketsphinx import Decoder
 
 from pipeline.agents.local.agent import LocalAgentFactory
-from pipeline.agents.local.voice import PiperSpeaker
+from pipeline.agents.local.hearing import Recognizer
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
 from pipeline.g711 import ulaw_to_pcm16
 from tests.support.serverthread import MakeServer
 from tests.support.toys import open_toy
 from tests.support.twilio_calls import background, open_call, say_and_listen
+from tests.support.voices import espeak_speech
 
 AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
 
@@ -27,26 +28,27 @@ def factory() -> LocalAgentFactory:
     return LocalAgentFactory(clock=lambda: AFTERNOON)
 
 
-def synthesize(text: str, rate_hz: int) -> bytes:
-    speaker = PiperSpeaker.shared(deterministic=True)
-    pcm = np.frombuffer(speaker.synthesize(text), np.int16)
-    return bytes(soxr.resample(pcm, speaker.rate_hz, rate_hz).astype(np.int16).tobytes())
+@pytest.fixture(scope="module")
+def ear() -> Recognizer:
+    """Open-vocabulary recognition of what the caller heard (no prompt: no bias)."""
+    recognizer = Recognizer()
+    recognizer.load()
+    return recognizer
 
 
-def recognise(pcm16: bytes, rate_hz: int) -> str:
-    """Open-vocabulary recognition of what the caller heard."""
+def recognise(ear: Recognizer, pcm16: bytes, rate_hz: int) -> str:
     audio = np.frombuffer(pcm16, np.int16)
     if rate_hz != 16000:
         audio = soxr.resample(audio, rate_hz, 16000).astype(np.int16)
-    decoder = Decoder(samprate=16000, dither=False, loglevel="FATAL")
-    decoder.start_utt()
-    decoder.process_raw(audio.tobytes(), full_utt=True)
-    decoder.end_utt()
-    return decoder.hyp().hypstr if decoder.hyp() else ""
+    return ear.transcribe(audio.tobytes())
+
+
+def as_ulaw(pcm16_8k: bytes) -> bytes:
+    return Converter(AudioSpec("pcm16", 8000), ULAW_8K).process(pcm16_8k)
 
 
 async def test_caller_asks_the_time_and_hears_it(
-    make_server: MakeServer, factory: LocalAgentFactory
+    make_server: MakeServer, factory: LocalAgentFactory, ear: Recognizer
 ) -> None:
     server = make_server(factory)
     peer = await open_call(server)
@@ -57,27 +59,25 @@ async def test_caller_asks_the_time_and_hears_it(
     talker.cancel()
     greeting_bytes = len(peer.played)
     assert greeting_bytes > 8000  # more than a second of greeting
-    question = Converter(AudioSpec("pcm16", 8000), ULAW_8K).process(
-        synthesize("What time is it?", 8000)
-    )
+    question = as_ulaw(espeak_speech("What's the time?", "en-gb-scotland+f3", 8000))
     await say_and_listen(peer, question, quiet_s=1.0)
     reply = ulaw_to_pcm16(bytes(peer.played[greeting_bytes:]))
-    heard = recognise(reply, 8000)
+    heard = recognise(ear, reply, 8000)
     assert "afternoon" in heard, heard
     await peer.close()
 
 
 async def test_toy_asks_the_time_and_hears_it(
-    make_server: MakeServer, factory: LocalAgentFactory
+    make_server: MakeServer, factory: LocalAgentFactory, ear: Recognizer
 ) -> None:
     server = make_server(factory)
     toy = await open_toy(server, token=None, idle_mic=True)
     [greeting] = await toy.wait_responses(1, 20)
     assert greeting.ok and greeting.decoded_ms > 1000
-    await toy.speak(synthesize("What time is it?", 16000))
+    await toy.speak(espeak_speech("Tell me the time, please.", "en-029+m3", 16000))
     reply = (await toy.wait_responses(2, 20))[1]
     assert reply.ok
-    heard = recognise(bytes(reply.pcm_48k), 48000)
+    heard = recognise(ear, bytes(reply.pcm_48k), 48000)
     assert "afternoon" in heard, heard
     assert toy.protocol_errors == []
     await toy.close()
@@ -89,7 +89,7 @@ async def test_goodbye_ends_the_call(make_server: MakeServer, factory: LocalAgen
     talker = background(peer.silence(8000))
     await peer.wait_quiet(quiet_s=1.0, timeout_s=20)
     talker.cancel()
-    goodbye = Converter(AudioSpec("pcm16", 8000), ULAW_8K).process(synthesize("Goodbye.", 8000))
+    goodbye = as_ulaw(espeak_speech("Thank you, goodbye.", "en-us", 8000))
     talker = background(say_and_listen(peer, goodbye, quiet_s=3.0, timeout_s=15))
     assert await peer.wait_closed(15) == 1000
     talker.cancel()

@@ -1,4 +1,9 @@
-"""The offline agent: hear (pocketsphinx), decide (rule-based dialogue), speak (piper)."""
+"""The offline agent: hear (Whisper tiny.en), decide (rule-based dialogue), speak (piper).
+
+Recognition starts when the caller pauses (:meth:`LocalAgent.prepare`), so the rest of the
+endpointer's silence window hides it; the committed turn takes that result if its audio is
+the same, and recognises afresh if the caller spoke on.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
-from pipeline.agents.local.dialogue import Dialogue, Phrases
+from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases
 from pipeline.agents.local.espeak import EspeakSpeaker
-from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, CallListener, Recognizer
+from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.audio import AudioSpec
 
@@ -38,14 +43,17 @@ class LocalAgent(Agent):
     def __init__(self, speaker: Speaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
         self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
         self._speaker = speaker
-        self._listener = CallListener(recognizer)
+        self._recognizer = recognizer
         self._dialogue = dialogue
         self._greeting: tuple[int, asyncio.Task[None]] | None = None
+        self._out: AgentOutput | None = None
+        #: a recognition started in the caller's pause, and the audio it is of
+        self._early: tuple[bytes, asyncio.Task[str]] | None = None
 
     async def start(self, out: AgentOutput) -> None:
         """Open the greeting turn and speak it from a task: the call listens (and the caller
         can talk over the greeting) while it is synthesised and played."""
-        await asyncio.to_thread(self._listener.prepare)
+        self._out = out
         turn = out.begin_turn()
         self._greeting = turn, out.tasks.spawn(self._greet(turn, out), "greeting")
 
@@ -67,15 +75,43 @@ class LocalAgent(Agent):
         if greeting is not None:
             greeting[1].cancel()
 
+    def prepare(self, turn_id: int, utterance: bytes) -> None:
+        self._drop_early()
+        if self._out is None:
+            return
+        # unsupervised: the turn takes its outcome, and a void one is simply dropped
+        task = self._out.tasks.spawn(
+            self._recognise(utterance), f"early-stt{turn_id}", supervised=False
+        )
+        self._early = utterance, task
+
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
-        heard = await asyncio.to_thread(self._listener.transcribe, utterance)
+        early, self._early = self._early, None
+        if early is not None and early[0] == utterance:
+            heard = await early[1]
+        else:
+            if early is not None:
+                early[1].cancel()
+            heard = await self._recognise(utterance)
         out.transcript(turn_id, "user", heard)
         reply = self._dialogue.reply(heard)
         out.transcript(turn_id, "assistant", reply.text)
         await self._say(turn_id, reply.text, out)
         if reply.end_call:
             out.hang_up("the caller said goodbye")
+
+    async def close(self) -> None:
+        self._drop_early()
+
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early[1].cancel()
+
+    async def _recognise(self, utterance: bytes) -> str:
+        """In a worker thread: the model releases the GIL, so other calls go on meanwhile."""
+        return await asyncio.to_thread(self._recognizer.transcribe, utterance)
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
         await self._say(turn_id, self._dialogue.phrases.goodbye, out)
@@ -86,7 +122,8 @@ class LocalAgent(Agent):
 
 
 class LocalAgentFactory(AgentFactory):
-    """Loads the voice once for the process; every call shares it."""
+    """Loads the voice and the recogniser once for the process (blocking, ~2-4 s: build it
+    at start-up); every call shares them."""
 
     name = "local"
 
@@ -98,7 +135,8 @@ class LocalAgentFactory(AgentFactory):
         voice: str = "piper",
     ) -> None:
         self._speaker = load_speaker(voice)
-        self._recognizer = Recognizer()
+        self._recognizer = Recognizer(RECOGNIZER_PROMPT)
+        self._recognizer.load()
         self._new_dialogue = functools.partial(Dialogue, phrases, timezone, clock)
 
     def create(self, call: CallInfo) -> Agent:

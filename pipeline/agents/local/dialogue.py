@@ -1,21 +1,22 @@
 """A small rule-based dialogue that is honest about what it is.
 
-It understands a handful of intents (greeting, the time, the date, help, "repeat after me",
-goodbye) from recognised text. Everything it says comes from :class:`Phrases`, so operators
-can change the wording without touching code. Time comes from an injected clock so replies
-are testable.
+It understands a handful of intents (greeting, the time, the date, help, "repeat after
+me", thanks, goodbye) from recognised text, matched with tolerance (``intents.py``).
+Everything it says comes from :class:`Phrases`, so operators can change the wording without
+touching code. Time comes from an injected clock so replies are testable.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from pipeline.agents.local.intents import intent_of, repeat_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Phrases:
     goodbye: str = "Goodbye! Thanks for calling."
     hello_again: str = "Hello again! What can I do for you?"
     repeat_what: str = "Say repeat after me, and then the words you want me to say."
+    thanks: str = "You're welcome. Anything else?"
 
 
 def load_phrases(path: str | Path | None) -> Phrases:
@@ -54,25 +56,11 @@ class Reply:
     end_call: bool = False
 
 
-_REPEAT = re.compile(r"\brepeat after me\b\s*(.*)", re.IGNORECASE)
-_WORDS = re.compile(r"[a-z']+")
-
-#: keywords per intent, checked in this order (goodbye before greeting: "bye" beats "hi")
-INTENT_KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("goodbye", frozenset({"goodbye", "bye", "hang", "quit", "stop"})),
-    ("help", frozenset({"help", "options", "what can you do"})),
-    ("date", frozenset({"date", "day", "today"})),
-    ("time", frozenset({"time", "clock", "hour", "o'clock"})),
-    ("greeting", frozenset({"hello", "hi", "hey", "morning", "afternoon", "evening"})),
+#: what callers say to this dialogue, given to the recogniser as the conversation so far:
+#: it steers unclear sounds towards these words without limiting what can be heard
+RECOGNIZER_PROMPT = (
+    "What time is it? What day is it today? Repeat after me. Hello. Help. Thank you, goodbye."
 )
-
-
-def intent_of(text: str) -> str | None:
-    words = set(_WORDS.findall(text.lower()))
-    for intent, keywords in INTENT_KEYWORDS:
-        if words & keywords:
-            return intent
-    return None
 
 
 def spoken_time(moment: datetime) -> str:
@@ -111,9 +99,8 @@ class Dialogue:
         text = heard.strip()
         if not text:
             return Reply(self.phrases.not_understood)
-        repeat = _REPEAT.search(text)
-        if repeat is not None:
-            words = repeat.group(1).strip()
+        words = repeat_request(text)
+        if words is not None:
             return Reply(words + "." if words else self.phrases.repeat_what)
         intent = intent_of(text)
         now = self._clock()
@@ -127,4 +114,6 @@ class Dialogue:
             return Reply(self.phrases.time.format(time=spoken_time(now)))
         if intent == "greeting":
             return Reply(self.phrases.hello_again)
+        if intent == "thanks":
+            return Reply(self.phrases.thanks)
         return Reply(self.phrases.not_understood)

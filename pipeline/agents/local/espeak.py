@@ -71,6 +71,16 @@ class EspeakSpeaker(Speaker):
             lib.espeak_SetParameter(_PARAM_RATE, self._wpm, 0)
             self._lib, self._rate_hz = lib, rate_hz
 
+    def set_voice(self, voice: str) -> None:
+        """Speak from now on with ``voice``: a language and an optional variant, as espeak-ng
+        names them ("en-gb-scotland", "en-us+f3"). The bench and tests use it to sound
+        like many different people."""
+        self.load()
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+                raise EspeakError(f"espeak-ng has no voice {voice!r}")
+            self._voice = voice
+
     @property
     def rate_hz(self) -> int:
         self.load()

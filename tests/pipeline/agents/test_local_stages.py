@@ -1,22 +1,24 @@
 """The local cascade stages with real synthesis and recognition (no network, no mocks): the
-offline voice speaks, the offline hearing recognises what it said."""
+offline voices speak, the offline hearing recognises what they said."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 import numpy as np
 import pytest
 
 from pipeline.agents.base import CallInfo
 from pipeline.agents.cascade.stages import Attempt
-from pipeline.agents.local.dialogue import intent_of
+from pipeline.agents.local.intents import intent_of
 from pipeline.agents.local.voice import PiperSpeaker
 from pipeline.agents.providers.local.stt import LocalTranscription, LocalTranscriptionFactory
 from pipeline.agents.providers.local.tts import LocalSpeech, LocalSpeechFactory
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from tests.support.voices import espeak_speech, phone_band
 
 CALL = CallInfo(call_id="c1", transport="test", native_in=PCM16_16K)
 
@@ -106,9 +108,8 @@ async def test_noise_and_nothing_are_not_commands(hearing: LocalTranscriptionFac
     await stt.aclose()
 
 
-async def test_the_event_loop_runs_while_the_voice_speaks(speech: LocalSpeechFactory) -> None:
-    """Synthesis runs in a worker thread and onnxruntime lets go of the GIL: other calls go
-    on. (Recognition does not: pocketsphinx keeps the GIL, see the stt module.)"""
+async def ticks_during(work: Awaitable[object]) -> tuple[int, float]:
+    """How often a 5 ms timer fired while ``work`` ran, and how long it ran."""
     ticks = 0
 
     async def tick() -> None:
@@ -120,38 +121,39 @@ async def test_the_event_loop_runs_while_the_voice_speaks(speech: LocalSpeechFac
     ticker = asyncio.create_task(tick())
     started_s = time.perf_counter()
     try:
-        await spoken(speech.create(CALL), "It's ten past three in the afternoon.")
+        await work
     finally:
         ticker.cancel()
-    elapsed_s = time.perf_counter() - started_s
+    return ticks, time.perf_counter() - started_s
+
+
+async def test_the_event_loop_runs_while_the_voice_speaks(speech: LocalSpeechFactory) -> None:
+    """Synthesis runs in a worker thread and onnxruntime lets go of the GIL: other calls go
+    on."""
+    ticks, elapsed_s = await ticks_during(
+        spoken(speech.create(CALL), "It's ten past three in the afternoon.")
+    )
     # a blocked loop would tick once or twice; a free one about every 5-10 ms
     assert ticks >= max(5, elapsed_s / 0.05), (ticks, elapsed_s)
 
 
-async def test_finished_calls_lend_their_decoders_to_later_calls(
-    speech: LocalSpeechFactory,
+async def test_calls_share_one_model_and_the_loop_runs_while_it_hears(
+    hearing: LocalTranscriptionFactory,
 ) -> None:
-    factory = LocalTranscriptionFactory(spare_decoders=1)
-    assert factory.idle_decoders == 1  # built at start-up
-    pcm = b"".join(piece for piece, _, _ in await spoken(speech.create(CALL), "Goodbye."))
-    utterance = to_spec(pcm, speech.output_spec, PCM16_16K)
+    """CTranslate2 lets go of the GIL while it computes, and one model serves calls at
+    once: three calls' turns recognised together, the event loop free meanwhile."""
+    utterance = phone_band(espeak_speech("Thank you, goodbye.", "en-gb-x-rp", 8000))
+    stages = [hearing.create(CALL) for _ in range(3)]
+    assert all(stage._recognizer is hearing.recognizer for stage in stages)
+    results: list[str] = []
 
-    first, second = factory.create(CALL), factory.create(CALL)  # the second builds its own
-    assert factory.idle_decoders == 0
-    heard = await asyncio.gather(
-        first.transcribe(utterance, attempt("stt")), second.transcribe(utterance, attempt("stt"))
-    )
-    assert [intent_of(text) for text in heard] == ["goodbye", "goodbye"], heard
-    await first.aclose()
-    await second.aclose()
-    assert factory.idle_decoders == 1  # one kept, the other dropped
+    async def all_three() -> None:
+        jobs = [stage.transcribe(utterance, attempt("stt")) for stage in stages]
+        results.extend(await asyncio.gather(*jobs))
 
-    third = factory.create(CALL)
-    assert factory.idle_decoders == 0
-    assert intent_of(await third.transcribe(utterance, attempt("stt"))) == "goodbye"
-    await third.aclose()
-    await factory.aclose()
-    assert factory.idle_decoders == 0
+    ticks, elapsed_s = await ticks_during(all_three())
+    assert [intent_of(text) for text in results] == ["goodbye"] * 3, results
+    assert ticks >= max(5, elapsed_s / 0.05), (ticks, elapsed_s)
 
 
 def test_local_errors_are_permanent_and_reported(

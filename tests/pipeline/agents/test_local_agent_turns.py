@@ -1,0 +1,116 @@
+"""The offline agent's turns: recognition starts in the caller's pause (``prepare``) and the
+committed turn takes that result; speech after the pause voids it. Real recogniser, real
+voices, a recording output instead of a call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.agents.local.agent import LocalAgent
+from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue
+from pipeline.agents.local.espeak import EspeakSpeaker
+from pipeline.agents.local.hearing import Recognizer
+from pipeline.tasks import TaskSet
+from tests.support.voices import espeak_speech
+
+AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
+
+
+class CountingRecognizer(Recognizer):
+    """The real recogniser, counting what it was asked to hear."""
+
+    def __init__(self) -> None:
+        super().__init__(RECOGNIZER_PROMPT)
+        self.heard: list[bytes] = []
+
+    def transcribe(self, pcm16_16k: bytes) -> str:
+        self.heard.append(pcm16_16k)
+        return super().transcribe(pcm16_16k)
+
+
+class RecordingOutput:
+    """What the agent did to its call: transcripts, audio bytes per turn, hang-ups."""
+
+    def __init__(self) -> None:
+        self.tasks = TaskSet("test")
+        self.transcripts: list[tuple[int, str, str]] = []
+        self.audio_bytes: dict[int, int] = {}
+        self.hung_up: list[str] = []
+        self._turns = 0
+
+    def begin_turn(self) -> int:
+        self._turns += 1
+        return self._turns
+
+    async def audio(self, turn_id: int, pcm: bytes) -> None:
+        self.audio_bytes[turn_id] = self.audio_bytes.get(turn_id, 0) + len(pcm)
+
+    def end_turn(self, turn_id: int) -> None:
+        pass
+
+    def commit_turn(self) -> int:
+        return self.begin_turn()
+
+    def user_speech_started(self) -> None:
+        pass
+
+    def transcript(self, turn_id: int, role: str, text: str) -> None:
+        self.transcripts.append((turn_id, role, text))
+
+    def hang_up(self, reason: str) -> None:
+        self.hung_up.append(reason)
+
+    async def fail_turn(self, turn_id: int, kind: str) -> None:
+        raise AssertionError(f"turn {turn_id} failed: {kind}")
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> CountingRecognizer:
+    recognizer = CountingRecognizer()
+    recognizer.load()
+    return recognizer
+
+
+def agent(recognizer: Recognizer) -> LocalAgent:
+    return LocalAgent(EspeakSpeaker.shared(), recognizer, Dialogue(clock=lambda: AFTERNOON))
+
+
+async def test_the_pause_starts_recognition_and_the_turn_takes_it(
+    recognizer: CountingRecognizer,
+) -> None:
+    question = espeak_speech("What's the time?", "en-gb-scotland+f3", 16000)
+    local, out = agent(recognizer), RecordingOutput()
+    await local.start(out)
+    recognizer.heard.clear()
+    local.prepare(2, question)
+    await local.respond(2, question, out)
+    assert recognizer.heard == [question]  # heard once: in the pause
+    assert (2, "assistant", "It's 3:10 in the afternoon.") in out.transcripts
+    assert out.audio_bytes.get(2, 0) > 0
+    await local.close()
+
+
+async def test_speech_after_the_pause_voids_the_early_result(
+    recognizer: CountingRecognizer,
+) -> None:
+    first = espeak_speech("Hello there.", "en-029+m3", 16000)
+    longer = first + espeak_speech("What day is it today?", "en-gb-x-rp", 16000)
+    local, out = agent(recognizer), RecordingOutput()
+    await local.start(out)
+    recognizer.heard.clear()
+    local.prepare(2, first)
+    await local.respond(2, longer, out)  # the caller went on: the committed turn is longer
+    assert recognizer.heard[-1] == longer
+    assert (2, "assistant", "Today is Saturday, November 21, 2026.") in out.transcripts
+    await local.close()
+
+
+async def test_goodbye_hangs_up_after_the_reply(recognizer: CountingRecognizer) -> None:
+    local, out = agent(recognizer), RecordingOutput()
+    await local.start(out)
+    await local.respond(2, espeak_speech("Thank you, goodbye.", "en-us", 16000), out)
+    assert out.hung_up and out.audio_bytes.get(2, 0) > 0
+    await local.close()
