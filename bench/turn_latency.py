@@ -103,10 +103,16 @@ def question_ulaw(text: str) -> bytes:
     from pipeline.agents.local.voice import PiperSpeaker
 
     speaker = PiperSpeaker.shared(deterministic=True)
-    samples = np.frombuffer(speaker.synthesize(text), np.int16)
+    return as_phone_question(speaker.synthesize(text), speaker.rate_hz)
+
+
+def as_phone_question(pcm16: bytes, rate_hz: int) -> bytes:
+    """Speech as Twilio would carry it (μ-law 8 kHz), cut after its last voiced sample:
+    the clock starts when that sample has been sent."""
+    samples = np.frombuffer(pcm16, np.int16)
     voiced = np.flatnonzero(np.abs(samples) > VOICED_AMPLITUDE)
-    samples = samples[: voiced[-1] + 1]  # the clock starts at the last voiced sample
-    converter = Converter(AudioSpec("pcm16", speaker.rate_hz), ULAW_8K)
+    samples = samples[: voiced[-1] + 1]
+    converter = Converter(AudioSpec("pcm16", rate_hz), ULAW_8K)
     return converter.process(samples.tobytes()) + converter.flush()
 
 
@@ -127,7 +133,8 @@ async def keep_line_alive(peer: FakeTwilio, stop: asyncio.Event) -> None:
         await peer.send_media(frame)
 
 
-async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
+async def one_call(url: str, questions: list[bytes], turns: int) -> list[Turn]:
+    """One caller asking ``turns`` questions, the given ones in turn (μ-law 8 kHz)."""
     peer = FakeTwilio(url)
     await peer.connect()
     await peer.begin()
@@ -140,9 +147,9 @@ async def one_call(url: str, question: bytes, turns: int) -> list[Turn]:
             await peer.wait_quiet(quiet_s=1.0, timeout_s=REPLY_TIMEOUT_S)
         stop.set()
         await idle
-        for _ in range(turns):
+        for index in range(turns):
             await peer.silence(LEAD_MS)
-            await peer.stream(question)
+            await peer.stream(questions[index % len(questions)])
             voice_ended = time.monotonic()
             heard_before = len(peer.played)
             media_before = len(peer.timeline.media_times)
@@ -199,7 +206,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         try:
             url = f"ws://127.0.0.1:{server.port}/stream"
             per_call = await asyncio.gather(
-                *(one_call(url, question, args.turns) for _ in range(args.calls))
+                *(one_call(url, [question], args.turns) for _ in range(args.calls))
             )
         finally:
             server.stop()  # SIGTERM: the drain flushes the call records

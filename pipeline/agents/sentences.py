@@ -36,3 +36,22 @@ class SentenceCutter:
         """The rest, at the end of the stream (a last sentence may lack its full stop)."""
         rest, self._buffer = self._buffer, ""
         return split_sentences(rest)
+
+
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
+
+
+def first_clause(sentence: str, min_words: int = 4) -> tuple[str, str]:
+    """``sentence`` cut after its first clause of at least ``min_words`` words, if what is
+    left has as many too: (clause, rest); else (sentence, ""). A synthesiser that speaks a
+    whole sentence before any audio can start sooner on a long one ("I can tell you the time
+    or the date, repeat what you say ...") at the cost of a pause at the comma."""
+    words = 0
+    for match in _CLAUSE_END.finditer(sentence):
+        head, tail = sentence[: match.start()], sentence[match.end() :]
+        words = len(head.split())
+        if words >= min_words:
+            if len(tail.split()) >= min_words:
+                return head, tail
+            break
+    return sentence, ""

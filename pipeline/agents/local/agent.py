@@ -1,8 +1,11 @@
 """The offline agent: hear (Whisper tiny.en), decide (rule-based dialogue), speak (piper).
 
-Recognition starts when the caller pauses (:meth:`LocalAgent.prepare`), so the rest of the
-endpointer's silence window hides it; the committed turn takes that result if its audio is
-the same, and recognises afresh if the caller spoke on.
+The whole answer is prepared when the caller pauses (:meth:`LocalAgent.prepare`): the words
+recognised, the reply chosen and its first sentence synthesised, so the rest of the
+endpointer's silence window hides all three (on one core: ~0.15 s to hear, ~0.2 s to speak a
+sentence). The committed turn plays that answer if its audio is the same, and starts afresh
+if the caller spoke on. Choosing a reply has no side effects, so preparing one that is never
+played costs only the CPU.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
-from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases
+from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, Reply
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
+from pipeline.agents.sentences import first_clause, split_sentences
 from pipeline.audio import AudioSpec
 
 log = logging.getLogger("pipeline.agents.local")
@@ -37,6 +42,18 @@ def load_speaker(preferred: str = "piper") -> Speaker:
     return espeak
 
 
+@dataclass(slots=True)
+class Answer:
+    """One turn's answer, ready to play."""
+
+    heard: str
+    reply: Reply
+    #: the reply's first sentence, synthesised
+    first_audio: bytes
+    #: the sentences after it, synthesised while the first plays
+    rest: list[str] = field(default_factory=list)
+
+
 class LocalAgent(Agent):
     input_spec = AudioSpec("pcm16", RECOGNIZER_RATE_HZ)
 
@@ -47,8 +64,8 @@ class LocalAgent(Agent):
         self._dialogue = dialogue
         self._greeting: tuple[int, asyncio.Task[None]] | None = None
         self._out: AgentOutput | None = None
-        #: a recognition started in the caller's pause, and the audio it is of
-        self._early: tuple[bytes, asyncio.Task[str]] | None = None
+        #: an answer prepared in the caller's pause, and the audio it answers
+        self._early: tuple[bytes, asyncio.Task[Answer]] | None = None
 
     async def start(self, out: AgentOutput) -> None:
         """Open the greeting turn and speak it from a task: the call listens (and the caller
@@ -81,7 +98,7 @@ class LocalAgent(Agent):
             return
         # unsupervised: the turn takes its outcome, and a void one is simply dropped
         task = self._out.tasks.spawn(
-            self._recognise(utterance), f"early-stt{turn_id}", supervised=False
+            self._answer(utterance), f"early-answer{turn_id}", supervised=False
         )
         self._early = utterance, task
 
@@ -89,16 +106,17 @@ class LocalAgent(Agent):
         self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
         early, self._early = self._early, None
         if early is not None and early[0] == utterance:
-            heard = await early[1]
+            answer = await early[1]
         else:
             if early is not None:
                 early[1].cancel()
-            heard = await self._recognise(utterance)
-        out.transcript(turn_id, "user", heard)
-        reply = self._dialogue.reply(heard)
-        out.transcript(turn_id, "assistant", reply.text)
-        await self._say(turn_id, reply.text, out)
-        if reply.end_call:
+            answer = await self._answer(utterance)
+        out.transcript(turn_id, "user", answer.heard)
+        out.transcript(turn_id, "assistant", answer.reply.text)
+        await out.audio(turn_id, answer.first_audio)
+        for sentence in answer.rest:
+            await out.audio(turn_id, await asyncio.to_thread(self._speaker.synthesize, sentence))
+        if answer.reply.end_call:
             out.hang_up("the caller said goodbye")
 
     async def close(self) -> None:
@@ -109,9 +127,15 @@ class LocalAgent(Agent):
         if early is not None:
             early[1].cancel()
 
-    async def _recognise(self, utterance: bytes) -> str:
-        """In a worker thread: the model releases the GIL, so other calls go on meanwhile."""
-        return await asyncio.to_thread(self._recognizer.transcribe, utterance)
+    async def _answer(self, utterance: bytes) -> Answer:
+        """Hear, choose the reply, speak its first sentence: each in a worker thread (the
+        recogniser and piper release the GIL, so other calls go on meanwhile)."""
+        heard = await asyncio.to_thread(self._recognizer.transcribe, utterance)
+        reply = self._dialogue.reply(heard)
+        first, *rest = split_sentences(reply.text) or [""]
+        first, more = first_clause(first)  # a long first sentence: its first clause now
+        audio = await asyncio.to_thread(self._speaker.synthesize, first) if first else b""
+        return Answer(heard, reply, audio, [more, *rest] if more else rest)
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
         await self._say(turn_id, self._dialogue.phrases.goodbye, out)

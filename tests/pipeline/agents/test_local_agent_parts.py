@@ -23,6 +23,7 @@ from pipeline.agents.local.hearing import (
 )
 from pipeline.agents.local.intents import intent_of
 from pipeline.agents.local.voice import JOE_MODEL_SHA256, PiperSpeaker, file_sha256, split_sentences
+from pipeline.agents.sentences import first_clause
 from tests.support.voices import espeak_speech, phone_band
 
 AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
@@ -62,6 +63,24 @@ def test_goodbye_ends_the_call_and_phrases_are_configurable() -> None:
 
 def test_sentences_are_split_for_streaming() -> None:
     assert split_sentences("Hi! It's 3. Bye?  ") == ["Hi!", "It's 3.", "Bye?"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "cut"),
+    [
+        (
+            "I can tell you the time or the date, repeat what you say, and say goodbye.",
+            ("I can tell you the time or the date,", "repeat what you say, and say goodbye."),
+        ),
+        ("Sorry, I didn't catch that.", ("Sorry, I didn't catch that.", "")),  # clause short
+        ("Today is Saturday, November 21, 2026.", ("Today is Saturday, November 21, 2026.", "")),
+        ("It's 3:10 in the afternoon.", ("It's 3:10 in the afternoon.", "")),
+    ],
+)
+def test_a_long_first_sentence_starts_with_its_first_clause(
+    sentence: str, cut: tuple[str, str]
+) -> None:
+    assert first_clause(sentence) == cut
 
 
 @pytest.fixture(scope="module")

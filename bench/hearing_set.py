@@ -1,0 +1,129 @@
+"""A varied set of spoken questions for the offline agent, none in the agent's exact voice
+settings: espeak-ng accents and variants, the one piper voice the registries offer (joe,
+the agent's voice, slowed and made livelier), each at 0.9x / 1x / 1.1x speed (sox's
+``speed``: resampled, so pitch moves too), clean and with white noise at 20 dB SNR, over a
+phone line (8 kHz μ-law) and a toy's 16 kHz.
+
+Everything is generated offline and seeded, so two runs hear the same audio.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import soxr
+
+from pipeline.g711 import pcm16_to_ulaw, ulaw_to_pcm16
+
+#: (what is said, the intent it asks for)
+QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("What time is it?", "time"),
+    ("What's the time?", "time"),
+    ("Tell me the time, please.", "time"),
+    ("What day is it?", "date"),
+    ("What's the date today?", "date"),
+    ("Can you repeat after me: the purple elephant dances.", "repeat"),
+    ("Repeat after me, good morning sunshine.", "repeat"),
+    ("Bye!", "goodbye"),
+    ("Thank you, goodbye.", "goodbye"),
+    ("Hello there.", "greeting"),
+    ("Help.", "help"),
+    ("What can you do?", "help"),
+)
+
+ESPEAK_VOICES = (
+    "en-us",
+    "en-us+f3",
+    "en-gb-scotland+f3",
+    "en-029+m3",
+    "en-gb-x-rp+klatt",
+    "en-us-nyc+m5",
+    "en+f2",  # espeak-ng names British English "en"
+    "en-gb-x-gbclan+m1",
+)
+#: piper's joe with (length scale, noise scale): slower and livelier than the agent speaks
+PIPER_VOICES = (("joe-slow", 1.2, 0.8), ("joe-lively", 0.95, 0.9))
+SPEEDS = (0.9, 1.0, 1.1)
+NOISE_SNR_DB = 20.0
+BANDS_HZ = (8000, 16000)
+RECOGNIZER_HZ = 16000
+#: silence before the question, as the endpointer keeps before a turn
+LEAD_S = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    text: str
+    intent: str
+    voice: str
+    family: str  # "espeak" or "piper"
+    speed: float
+    noisy: bool
+    band_hz: int
+
+
+def samples(voices: int | None = None) -> Iterator[Sample]:
+    """Every combination; ``voices`` keeps only the first few espeak voices (quick runs)."""
+    espeak = ESPEAK_VOICES[:voices] if voices else ESPEAK_VOICES
+    named = [(v, "espeak") for v in espeak] + [(name, "piper") for name, _, _ in PIPER_VOICES]
+    for (voice, family), (text, intent), speed, noisy, band in itertools.product(
+        named, QUESTIONS, SPEEDS, (False, True), BANDS_HZ
+    ):
+        yield Sample(text, intent, voice, family, speed, noisy, band)
+
+
+@cache
+def _spoken(text: str, voice: str) -> tuple[bytes, int]:
+    """PCM16 of ``text`` in ``voice`` and its rate (cached: each is used 12 times)."""
+    if voice.startswith("joe-"):
+        return _piper(text, voice)
+    from pipeline.agents.local.espeak import EspeakSpeaker
+
+    speaker = EspeakSpeaker.shared()
+    speaker.set_voice(voice)
+    return speaker.synthesize(text), speaker.rate_hz
+
+
+def _piper(text: str, voice: str) -> tuple[bytes, int]:
+    from piper import SynthesisConfig
+
+    from pipeline.agents.local.voice import PiperSpeaker
+
+    speaker = PiperSpeaker.shared()
+    speaker.load()
+    _, length, noise = next(v for v in PIPER_VOICES if v[0] == voice)
+    config = SynthesisConfig(length_scale=length, noise_scale=noise)
+    chunks = speaker._voice.synthesize(text, config)  # the bench's own settings
+    return b"".join(c.audio_int16_bytes for c in chunks), speaker.rate_hz
+
+
+def at_band(sample: Sample, seed: int = 0) -> bytes:
+    """The sample as the caller's line carries it: PCM16 at ``band_hz`` (μ-law decoded
+    for a phone), with the lead silence."""
+    pcm, rate_hz = _spoken(sample.text, sample.voice)
+    audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
+    # speed: play the samples as if recorded at rate * speed (sox "speed")
+    audio = soxr.resample(audio, rate_hz * sample.speed, sample.band_hz)
+    audio = np.concatenate([np.zeros(int(LEAD_S * sample.band_hz), np.float32), audio])
+    if sample.noisy:
+        voiced = audio[np.abs(audio) > 0.01]
+        power = float(np.mean(voiced**2)) if len(voiced) else 1e-6
+        noise_rms = np.sqrt(power / 10 ** (NOISE_SNR_DB / 10))
+        rng = np.random.default_rng(seed)
+        audio = audio + rng.normal(0, noise_rms, len(audio)).astype(np.float32)
+    pcm16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+    if sample.band_hz == 8000:
+        pcm16 = ulaw_to_pcm16(pcm16_to_ulaw(pcm16))
+    return pcm16
+
+
+def for_recognizer(pcm16: bytes, band_hz: int) -> bytes:
+    """The line's audio at the recogniser's 16 kHz, as the bridge converts it."""
+    if band_hz == RECOGNIZER_HZ:
+        return pcm16
+    audio = np.frombuffer(pcm16, np.int16)
+    return bytes(soxr.resample(audio, band_hz, RECOGNIZER_HZ).astype(np.int16).tobytes())
