@@ -19,9 +19,10 @@ class TurnsSettings:
     early_transcription_ms: int = setting(
         "BRIDGE_EARLY_TRANSCRIPTION_MS",
         200,
-        "Silence after which the `openai` agent starts transcribing a turn that has not "
-        "ended yet, so the rest of the silence window hides the transcription. Speaking "
-        "again voids it (one more request). 0 turns it off.",
+        "Silence after which the cascaded agents start transcribing a turn that has not "
+        "ended yet (the `local` agent prepares its whole answer), so the rest of the "
+        "silence window hides that work. Speaking again voids it (one more request). 0 "
+        "turns it off.",
         min_value=0,
         max_value=3000,
     )

@@ -41,7 +41,7 @@ class SentenceCutter:
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
 
-def first_clause(sentence: str, min_words: int = 4) -> tuple[str, str]:
+def first_clause(sentence: str, min_words: int = 3) -> tuple[str, str]:
     """``sentence`` cut after its first clause of at least ``min_words`` words, if what is
     left has as many too: (clause, rest); else (sentence, ""). A synthesiser that speaks a
     whole sentence before any audio can start sooner on a long one ("I can tell you the time

@@ -45,9 +45,9 @@ _MAX_FRAMES = 3000
 _TAIL_PAD_S = 0.5
 #: shorter than this is not speech worth decoding (a click)
 _MIN_SPEECH_S = 0.15
-#: generous tokens per second of audio: about twice fast speech, so a decoder that loops on
+#: generous tokens per second of audio: well above fast speech, so a decoder that loops on
 #: the padding ("goodbye goodbye goodbye ...") is cut short
-_TOKENS_PER_S = 6
+_TOKENS_PER_S = 5
 _MIN_TOKENS = 8
 #: a result this sure there was no speech, with a poor score (mean log probability per
 #: token), is noise (a cough, a hiss): the prompt's phrases come out of pure noise with
