@@ -25,6 +25,7 @@ from pipeline.agents.retry import Retry, RetryPolicy
 from pipeline.audio import PCM16_8K, PCM16_16K, ULAW_8K, AudioSpec
 from pipeline.g711 import pcm16_to_ulaw
 from tests.fakes.deepgram import API_KEY, CF_TOKEN, FakeDeepgram, Fault, Tuning
+from tests.support.core import wait_until
 
 PHONE = CallInfo("call-1", "twilio", PCM16_8K, wire_in=ULAW_8K, wire_out=ULAW_8K)
 TOY = CallInfo("toy-1", "elato", PCM16_16K)
@@ -441,6 +442,9 @@ async def test_nova_transcribes_one_utterance_on_a_socket_of_its_own(fake: FakeD
     assert text == "Just this."
     (conn,) = fake.to("nova")
     assert conn.audio == utterance
+    # the stage sends CloseStream once it has the words: the fake, in its own thread, may
+    # record it a moment after transcribe() returns
+    await wait_until(lambda: conn.closed_at is not None, timeout_s=5.0)
     assert [m.type for m in conn.messages if m.type] == ["Finalize", "CloseStream"]
 
 
