@@ -49,6 +49,7 @@ from pipeline.agents.cascade.stages import (
     StreamingSpeechToText,
     TextToSpeech,
 )
+from pipeline.agents.early import EarlyWork
 from pipeline.agents.persona import Persona
 from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
 from pipeline.call_logger import CallLog
@@ -59,14 +60,6 @@ log = logging.getLogger("pipeline.agents.cascade")
 
 #: shortest timeout an attempt gets, even when the deadline is nearly spent
 MIN_ATTEMPT_TIMEOUT_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class EarlyTranscript:
-    """A transcription started during the caller's pause, and the audio it is of."""
-
-    utterance: bytes
-    task: asyncio.Task[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +91,8 @@ class CascadeAgent(Agent):
         self._listening: Listening | None = None
         self._greeting: asyncio.Task[None] | None = None
         self._greeting_turn: int | None = None
-        self._early: EarlyTranscript | None = None
+        #: a transcription started in the caller's pause
+        self._early = EarlyWork[str]()
         self._reported: set[int] = set()
         self._eager_runs = 0
         self.log = CallLog.of(log, call.call_id, call.transport)
@@ -140,13 +134,13 @@ class CascadeAgent(Agent):
             self._listening.endpointer_turn(utterance, duration_ms, speech_ms)
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
-        if self._early is not None:
+        if self._early.pending:
             self.log.debug(
                 "turn %d: the caller spoke on after a pause; transcribing the longer turn",
                 turn_id,
                 extra={"turn_id": turn_id},
             )
-        self._drop_early()
+        self._early.drop()
         if self._out is None:
             return
         # unsupervised: its outcome is the turn's to take, and a void one is simply dropped
@@ -155,7 +149,7 @@ class CascadeAgent(Agent):
             f"early-stt{turn_id}",
             supervised=False,
         )
-        self._early = EarlyTranscript(utterance, task)
+        self._early.start(utterance, task)
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         await self._stop_greeting()
@@ -200,7 +194,7 @@ class CascadeAgent(Agent):
             self._report(reply)
 
     async def close(self) -> None:
-        self._drop_early()
+        self._early.drop()
         await self._stop_greeting()
         for stage in self._stages.all():
             try:
@@ -242,12 +236,10 @@ class CascadeAgent(Agent):
         An early transcription that failed is the turn's failure: it had the same retries
         within a deadline of its own, so the same request again would fail the same way.
         """
-        early = self._early
-        if early is not None and early.utterance == utterance:
-            self._early = None
+        early = self._early.take(utterance)  # none: the turn ended otherwise (a toy's stop)
+        if early is not None:
             self.log.debug("turn %d: transcribed early", turn_id, extra={"turn_id": turn_id})
-            return await early.task
-        self._drop_early()  # if any, the turn ended otherwise (at its longest, a toy's stop)
+            return await early
         return await self._transcribe(turn_id, utterance, deadline)
 
     async def _transcribe(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
@@ -257,12 +249,6 @@ class CascadeAgent(Agent):
             lambda: stt.transcribe(utterance, self._attempt(turn_id, "stt", deadline)),
             deadline,
         )
-
-    def _drop_early(self) -> None:
-        """Forget a transcription the caller's speech made void (or the call's end)."""
-        early, self._early = self._early, None
-        if early is not None:
-            early.task.cancel()
 
     # -- answering -------------------------------------------------------------------------
 

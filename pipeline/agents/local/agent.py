@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
+from pipeline.agents.early import EarlyWork
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, Reply
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
@@ -64,8 +65,8 @@ class LocalAgent(Agent):
         self._dialogue = dialogue
         self._greeting: tuple[int, asyncio.Task[None]] | None = None
         self._out: AgentOutput | None = None
-        #: an answer prepared in the caller's pause, and the audio it answers
-        self._early: tuple[bytes, asyncio.Task[Answer]] | None = None
+        #: an answer prepared in the caller's pause
+        self._early = EarlyWork[Answer]()
 
     async def start(self, out: AgentOutput) -> None:
         """Open the greeting turn and speak it from a task: the call listens (and the caller
@@ -93,24 +94,19 @@ class LocalAgent(Agent):
             greeting[1].cancel()
 
     def prepare(self, turn_id: int, utterance: bytes) -> None:
-        self._drop_early()
+        self._early.drop()
         if self._out is None:
             return
         # unsupervised: the turn takes its outcome, and a void one is simply dropped
         task = self._out.tasks.spawn(
             self._answer(utterance), f"early-answer{turn_id}", supervised=False
         )
-        self._early = utterance, task
+        self._early.start(utterance, task)
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
-        early, self._early = self._early, None
-        if early is not None and early[0] == utterance:
-            answer = await early[1]
-        else:
-            if early is not None:
-                early[1].cancel()
-            answer = await self._answer(utterance)
+        early = self._early.take(utterance)
+        answer = await early if early is not None else await self._answer(utterance)
         out.transcript(turn_id, "user", answer.heard)
         out.transcript(turn_id, "assistant", answer.reply.text)
         await out.audio(turn_id, answer.first_audio)
@@ -120,12 +116,7 @@ class LocalAgent(Agent):
             out.hang_up("the caller said goodbye")
 
     async def close(self) -> None:
-        self._drop_early()
-
-    def _drop_early(self) -> None:
-        early, self._early = self._early, None
-        if early is not None:
-            early[1].cancel()
+        self._early.drop()
 
     async def _answer(self, utterance: bytes) -> Answer:
         """Hear, choose the reply, speak its first sentence: each in a worker thread (the

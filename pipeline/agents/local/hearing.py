@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.agents.local.voice import file_sha256
+from pipeline.agents.sentences import split_sentences
 
 RECOGNIZER_RATE_HZ = 16000
 
@@ -55,7 +56,6 @@ _MIN_TOKENS = 10
 _NO_SPEECH_PROB = 0.4
 _NOISE_LOGPROB = -1.0
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 #: a word and two or more repeats of it (case aside, with or without commas between)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:[,\s]+\1\b){2,}", re.IGNORECASE)
 
@@ -91,6 +91,7 @@ class Recognizer:
         self._lock = threading.Lock()
         self._model: Any = None
         self._features: Any = None
+        self._storage_view: Any = None  # ctranslate2.StorageView, kept from load()
         self._tokenizer: Any = None
         self._prompt_ids: list[int] = []
 
@@ -121,6 +122,7 @@ class Recognizer:
             )
             self._prompt_ids = [*prompt_ids, tokenizer.sot, tokenizer.no_timestamps]
             self._features = FeatureExtractor()
+            self._storage_view = ctranslate2.StorageView
             self._tokenizer = tokenizer
             self._model = ctranslate2.models.Whisper(
                 str(directory),
@@ -141,10 +143,8 @@ class Recognizer:
         window = np.zeros(frames * _FRAME_SAMPLES, np.float32)
         kept = audio[: len(window)]
         window[: len(kept)] = kept
-        import ctranslate2
-
         mel = self._features(window)[:, :frames]
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))
+        features = self._storage_view.from_array(np.ascontiguousarray(mel[None]))
         max_tokens = max(_MIN_TOKENS, math.ceil(speech_s * _TOKENS_PER_S))
         [result] = self._model.generate(
             features,
@@ -167,7 +167,7 @@ def without_repeats(text: str) -> str:
     row ("Bye bye bye bye" is "Bye bye")."""
     kept: list[str] = []
     seen: set[str] = set()
-    for sentence in _SENTENCE_END.split(_REPEATED_WORD.sub(r"\1 \1", text)):
+    for sentence in split_sentences(_REPEATED_WORD.sub(r"\1 \1", text)):
         key = re.sub(r"[^a-z' ]", "", sentence.lower()).strip()
         if key and key in seen:
             continue
