@@ -242,17 +242,19 @@ async def test_speaking_on_after_a_pause_voids_the_early_transcription(
 async def test_a_turn_cut_at_its_longest_is_transcribed_whole_not_early(
     make_server: MakeServer, fake: FakeOpenAI, hello_ulaw: bytes
 ) -> None:
-    """A turn that ends without the pause it was offered in (here at the 1 s maximum, while
+    """A turn that ends without the pause it was offered in (here at the 1.3 s maximum, while
     the caller talks on) gets a transcription of all of it."""
     fake.transcript_of = lambda request: f"{request.body['audio_ms']:.0f} ms of speech"
-    server = make_server(**openai_env(fake, BRIDGE_MAX_TURN_MS=1000))
+    # 1.3 s: the turn (with its 0.6 s of audio from before the speech began) passes a
+    # short pause in the speech, is offered early there, and is cut while the caller talks on
+    server = make_server(**openai_env(fake, BRIDGE_MAX_TURN_MS=1300))
     peer = await open_call(server)
     await say_and_listen(peer, hello_ulaw[: ULAW_BYTES_PER_MS * 1700])
     await peer.close()
     early, whole = fake.to("transcriptions")[:2]
-    assert early.body["audio_ms"] < whole.body["audio_ms"] == 1000
+    assert early.body["audio_ms"] < whole.body["audio_ms"] == 1300
     first_chat = fake.to("chat")[0]
-    assert first_chat.body["messages"][-1]["content"] == "1000 ms of speech"
+    assert first_chat.body["messages"][-1]["content"] == "1300 ms of speech"
 
 
 async def test_second_turn_remembers_the_first_exchange(

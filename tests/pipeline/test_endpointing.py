@@ -109,3 +109,18 @@ def test_tentative_turns_off_too_late_or_before_the_kept_silence(hello_ulaw: byt
     [early] = offers(EndpointerConfig(tentative_ms=40, trailing_keep_ms=100))
     turns = feed(Endpointer(8000, EndpointerConfig(tentative_ms=40)), phrase)
     assert [early.turn] == [e for e in turns if isinstance(e, UserTurn)]
+
+
+def test_a_first_word_before_a_pause_is_kept(hello_ulaw: bytes) -> None:
+    """A short first word, a stop, then the rest ("What | time is it?"): the turn opens on
+    the rest, and must still begin with the word (it once kept 100 ms and lost it)."""
+    speech = ulaw_to_pcm16(hello_ulaw)
+    samples = np.frombuffer(speech, np.int16)
+    onset = int(np.flatnonzero(np.abs(samples) > 1000)[0])
+    # 140 ms of its voice, too short to open a turn, quieter so its bytes are its own
+    word = (samples[onset : onset + 8000 * 140 // 1000] * 0.8).astype(np.int16).tobytes()
+    gap = b"\x00" * (2 * 8000 * 120 // 1000)
+    pcm = b"\x00" * 16000 + word + gap + speech + b"\x00" * 16000
+    turns = [e for e in feed(Endpointer(8000), pcm) if isinstance(e, UserTurn)]
+    assert len(turns) == 1
+    assert word in turns[0].pcm16
