@@ -84,8 +84,7 @@ def _spoken(text: str, voice: str) -> tuple[bytes, int]:
     from pipeline.agents.local.espeak import EspeakSpeaker
 
     speaker = EspeakSpeaker.shared()
-    speaker.set_voice(voice)
-    return speaker.synthesize(text), speaker.rate_hz
+    return speaker.synthesize(text, voice), speaker.rate_hz
 
 
 def _piper(text: str, voice: str) -> tuple[bytes, int]:

@@ -3,24 +3,18 @@ recognition is tested on speech it was not tuned on (the agent speaks with piper
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import soxr
 
 from pipeline.agents.local.espeak import EspeakSpeaker
-
-_lock = threading.Lock()
 
 
 def espeak_speech(text: str, voice: str, rate_hz: int, lead_s: float = 0.3) -> bytes:
     """PCM16 at ``rate_hz`` of ``text`` in an espeak-ng ``voice`` ("en-gb-scotland+f3"),
     after ``lead_s`` of silence (as the endpointer keeps before a turn)."""
     speaker = EspeakSpeaker.shared()
-    with _lock:  # one process-wide synthesiser: set the voice and speak as one step
-        speaker.set_voice(voice)
-        pcm = np.frombuffer(speaker.synthesize(text), np.int16)
-        source_hz = speaker.rate_hz
+    pcm = np.frombuffer(speaker.synthesize(text, voice), np.int16)
+    source_hz = speaker.rate_hz
     audio = soxr.resample(pcm, source_hz, rate_hz).astype(np.int16)
     lead = np.zeros(int(lead_s * rate_hz), np.int16)
     return np.concatenate([lead, audio]).tobytes()

@@ -66,38 +66,41 @@ class EspeakSpeaker(Speaker):
             if rate_hz <= 0:
                 raise EspeakError(f"espeak_Initialize failed ({rate_hz})")
             lib.espeak_SetSynthCallback(self._callback)
-            if lib.espeak_SetVoiceByName(self._voice.encode()) != _EE_OK:
-                raise EspeakError(f"espeak-ng has no voice {self._voice!r}")
-            lib.espeak_SetParameter(_PARAM_RATE, self._wpm, 0)
             self._lib, self._rate_hz = lib, rate_hz
-
-    def set_voice(self, voice: str) -> None:
-        """Speak from now on with ``voice``: a language and an optional variant, as espeak-ng
-        names them ("en-gb-scotland", "en-us+f3"). The bench and tests use it to sound
-        like many different people."""
-        self.load()
-        with self._lock:
-            if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                raise EspeakError(f"espeak-ng has no voice {voice!r}")
-            self._voice = voice
+            self._select(self._voice)
 
     @property
     def rate_hz(self) -> int:
         self.load()
         return self._rate_hz
 
-    def synthesize(self, text: str) -> bytes:
+    def synthesize(self, text: str, voice: str | None = None) -> bytes:
+        """PCM16 at :attr:`rate_hz`. ``voice``: speak this once in another espeak-ng voice
+        ("en-gb-scotland", "en-us+f3"), then go back to the speaker's own, so the bench and
+        tests can sound like many people through the one process-wide synthesiser without
+        changing how the agent sounds."""
         self.load()
         encoded = text.encode("utf-8") + b"\0"
         with self._lock:
-            self._chunks = []
-            status = self._lib.espeak_Synth(
-                encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-            )
-            if status != _EE_OK:
-                raise EspeakError(f"espeak_Synth failed ({status})")
-            self._lib.espeak_Synchronize()
-            return b"".join(self._chunks)
+            if voice is not None:
+                self._select(voice)
+            try:
+                self._chunks = []
+                status = self._lib.espeak_Synth(
+                    encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
+                if status != _EE_OK:
+                    raise EspeakError(f"espeak_Synth failed ({status})")
+                self._lib.espeak_Synchronize()
+                return b"".join(self._chunks)
+            finally:
+                if voice is not None:
+                    self._select(self._voice)
+
+    def _select(self, voice: str) -> None:
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise EspeakError(f"espeak-ng has no voice {voice!r}")
+        self._lib.espeak_SetParameter(_PARAM_RATE, self._wpm, 0)
 
     def _collect(self, samples: Any, count: int, events: Any) -> int:
         if count > 0:

@@ -173,8 +173,19 @@ def test_espeak_fallback_voice_speaks() -> None:
     voice = EspeakSpeaker.shared()
     pcm = np.frombuffer(voice.synthesize("What is the date today?"), np.int16)
     assert voice.rate_hz == 22050 and 0.5 < len(pcm) / voice.rate_hz < 3.0
+    # espeak is not byte-for-byte repeatable; its female variants cross zero more often
+    own = crossings(voice.synthesize("What is the date today?"))
+    assert crossings(voice.synthesize("What is the date today?", "en-us+f3")) > own + 0.015
     with pytest.raises(EspeakError):
-        voice.set_voice("no-such-voice")
+        voice.synthesize("Hello.", "no-such-voice")
+    again = crossings(voice.synthesize("What is the date today?"))
+    assert abs(again - own) < 0.005  # a one-off voice leaves the speaker's own in place
+
+
+def crossings(pcm: bytes) -> float:
+    """The share of samples where the signal changes sign (higher for higher voices)."""
+    signs = np.sign(np.frombuffer(pcm, np.int16).astype(np.int32))
+    return float(np.mean(signs[1:] != signs[:-1]))
 
 
 def test_a_broken_piper_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:

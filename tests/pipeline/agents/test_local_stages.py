@@ -173,8 +173,10 @@ def test_local_errors_are_permanent_and_reported(
 async def test_espeak_is_a_local_voice_too(hearing: LocalTranscriptionFactory) -> None:
     tts = LocalSpeechFactory(voice="espeak").create(CALL)
     assert tts.output_spec == AudioSpec("pcm16", 22050)
-    pcm = b"".join(piece for piece, _, _ in await spoken(tts, "What is the date today?"))
+    # "date" in espeak's en-us is the set's hardest word (bench/local_hearing.py), which this
+    # test is not about: it checks that the espeak stage speaks what the local ear can hear
+    pcm = b"".join(piece for piece, _, _ in await spoken(tts, "What time is it?"))
     stt = hearing.create(CALL)
     heard = await stt.transcribe(to_spec(pcm, tts.output_spec, stt.input_spec), attempt("stt"))
-    assert intent_of(heard) == "date", heard
+    assert intent_of(heard) == "time", heard
     await stt.aclose()
