@@ -2,10 +2,10 @@
 
 The whole answer is prepared when the caller pauses (:meth:`LocalAgent.prepare`): the words
 recognised, the reply chosen and its first sentence synthesised, so the rest of the
-endpointer's silence window hides all three (on one core: ~0.15 s to hear, ~0.2 s to speak a
-sentence). The committed turn plays that answer if its audio is the same, and starts afresh
-if the caller spoke on. Choosing a reply has no side effects, so preparing one that is never
-played costs only the CPU.
+endpointer's silence window hides all three (on one core: ~0.2 s to hear, ~0.2 s for each
+second of speech piper makes, nothing for a sentence said before). The committed turn plays
+that answer if its audio is the same, and starts afresh if the caller spoke on. Choosing a
+reply has no side effects, so preparing one that is never played costs only the CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pipeline.agents.early import EarlyWork
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, Reply
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
+from pipeline.agents.local.speech_cache import CachedSpeaker
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.agents.sentences import first_clause, split_sentences
 from pipeline.audio import AudioSpec
@@ -138,7 +139,8 @@ class LocalAgent(Agent):
 
 class LocalAgentFactory(AgentFactory):
     """Loads the voice and the recogniser once for the process (blocking, ~2-4 s: build it
-    at start-up); every call shares them."""
+    at start-up); every call shares them, and the sentences already spoken (the greeting,
+    the fixed replies: :class:`CachedSpeaker`)."""
 
     name = "local"
 
@@ -149,7 +151,7 @@ class LocalAgentFactory(AgentFactory):
         clock: Callable[[], datetime] | None = None,
         voice: str = "piper",
     ) -> None:
-        self._speaker = load_speaker(voice)
+        self._speaker = CachedSpeaker(load_speaker(voice))
         self._recognizer = Recognizer(RECOGNIZER_PROMPT)
         self._recognizer.load()
         self._new_dialogue = functools.partial(Dialogue, phrases, timezone, clock)
