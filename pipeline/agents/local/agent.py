@@ -1,9 +1,9 @@
 """The offline agent: hear (Whisper tiny.en), decide (rule-based dialogue), speak (piper).
 
 The whole answer is prepared when the caller pauses (:meth:`LocalAgent.prepare`): the words
-recognised, the reply chosen and its first sentence synthesised, so the rest of the
-endpointer's silence window hides all three (on one core: ~0.2 s to hear, ~0.2 s for each
-second of speech piper makes, nothing for a sentence said before). The committed turn plays
+recognised, the reply chosen and its first few words synthesised, so the rest of the
+endpointer's silence window hides all three (on one core: ~0.2 s to hear, 0.1-0.2 s for each
+second of speech piper makes, nothing for a phrase said before). The committed turn plays
 that answer if its audio is the same, and starts afresh if the caller spoke on. Choosing a
 reply has no side effects, so preparing one that is never played costs only the CPU.
 """
@@ -24,7 +24,7 @@ from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
 from pipeline.agents.local.speech_cache import CachedSpeaker
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
-from pipeline.agents.sentences import first_clause, split_sentences
+from pipeline.agents.sentences import split_sentences, spoken_pieces
 from pipeline.audio import AudioSpec
 
 log = logging.getLogger("pipeline.agents.local")
@@ -50,9 +50,9 @@ class Answer:
 
     heard: str
     reply: Reply
-    #: the reply's first sentence, synthesised
+    #: the reply's first phrase, synthesised
     first_audio: bytes
-    #: the sentences after it, synthesised while the first plays
+    #: the pieces after it, each synthesised while the one before plays
     rest: list[str] = field(default_factory=list)
 
 
@@ -125,9 +125,10 @@ class LocalAgent(Agent):
         heard = await asyncio.to_thread(self._recognizer.transcribe, utterance)
         reply = self._dialogue.reply(heard)
         first, *rest = split_sentences(reply.text) or [""]
-        first, more = first_clause(first)  # a long first sentence: its first clause now
+        # a long first sentence: its first few words now, the rest while they play
+        first, *more = spoken_pieces(first)
         audio = await asyncio.to_thread(self._speaker.synthesize, first) if first else b""
-        return Answer(heard, reply, audio, [more, *rest] if more else rest)
+        return Answer(heard, reply, audio, [*more, *rest])
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
         await self._say(turn_id, self._dialogue.phrases.goodbye, out)

@@ -23,7 +23,7 @@ from pipeline.agents.local.hearing import (
 )
 from pipeline.agents.local.intents import intent_of
 from pipeline.agents.local.voice import JOE_MODEL_SHA256, PiperSpeaker, file_sha256, split_sentences
-from pipeline.agents.sentences import first_clause
+from pipeline.agents.sentences import first_clause, spoken_pieces
 from tests.support.voices import espeak_speech, phone_band
 
 AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
@@ -81,6 +81,29 @@ def test_a_long_first_sentence_starts_with_its_first_clause(
     sentence: str, cut: tuple[str, str]
 ) -> None:
     assert first_clause(sentence) == cut
+
+
+@pytest.mark.parametrize(
+    ("sentence", "pieces"),
+    [
+        ("It's 3:10 in the afternoon.", ["It's 3:10", "in the afternoon."]),  # before "in"
+        ("Today is Saturday, November 21, 2026.", ["Today is Saturday,", "November 21, 2026."]),
+        (
+            "the quick brown fox jumps over the lazy dog.",  # no break: after four words
+            ["the quick brown fox", "jumps over the lazy dog."],
+        ),
+        (
+            "I can tell you the time or the date, repeat what you say, and say goodbye.",
+            ["I can tell you", "the time or the date,", "repeat what you say,", "and say goodbye."],
+        ),
+        ("the purple elephant dances.", ["the purple elephant dances."]),  # short: whole
+        ("Sorry, I didn't catch that.", ["Sorry, I didn't catch that."]),  # no 2-word tail
+        ("", [""]),
+    ],
+)
+def test_a_reply_is_spoken_from_a_short_first_phrase(sentence: str, pieces: list[str]) -> None:
+    assert spoken_pieces(sentence) == pieces
+    assert " ".join(pieces) == sentence  # nothing lost or reordered
 
 
 @pytest.fixture(scope="module")

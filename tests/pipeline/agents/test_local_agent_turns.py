@@ -38,6 +38,8 @@ class RecordingOutput:
         self.tasks = TaskSet("test")
         self.transcripts: list[tuple[int, str, str]] = []
         self.audio_bytes: dict[int, int] = {}
+        #: the size of each piece of audio, in the order the agent sent them
+        self.pieces: dict[int, list[int]] = {}
         self.hung_up: list[str] = []
         self._turns = 0
 
@@ -47,6 +49,7 @@ class RecordingOutput:
 
     async def audio(self, turn_id: int, pcm: bytes) -> None:
         self.audio_bytes[turn_id] = self.audio_bytes.get(turn_id, 0) + len(pcm)
+        self.pieces.setdefault(turn_id, []).append(len(pcm))
 
     def end_turn(self, turn_id: int) -> None:
         pass
@@ -89,7 +92,9 @@ async def test_the_pause_starts_recognition_and_the_turn_takes_it(
     await local.respond(2, question, out)
     assert recognizer.heard == [question]  # heard once: in the pause
     assert (2, "assistant", "It's 3:10 in the afternoon.") in out.transcripts
-    assert out.audio_bytes.get(2, 0) > 0
+    # prepared in the pause: "It's 3:10" alone, the caller hears it while the rest is made
+    first, rest = out.pieces[2]
+    assert 0 < first < 0.7 * (first + rest)
     await local.close()
 
 
