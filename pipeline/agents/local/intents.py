@@ -118,3 +118,9 @@ def intent_of(text: str) -> str | None:
         if _names(cues, words):
             return cues.name
     return None
+
+
+def understood(text: str) -> bool:
+    """Whether the dialogue has an answer for ``text`` other than "Sorry, I didn't catch
+    that": the recogniser's test for a reading worth acting on."""
+    return repeat_request(text) is not None or intent_of(text) is not None

@@ -4,6 +4,7 @@ voices, a recording output instead of a call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,9 +27,9 @@ class CountingRecognizer(Recognizer):
         super().__init__(RECOGNIZER_PROMPT)
         self.heard: list[bytes] = []
 
-    def transcribe(self, pcm16_16k: bytes) -> str:
+    def transcribe(self, pcm16_16k: bytes, wanted: Callable[[str], bool] | None = None) -> str:
         self.heard.append(pcm16_16k)
-        return super().transcribe(pcm16_16k)
+        return super().transcribe(pcm16_16k, wanted)
 
 
 class RecordingOutput:
