@@ -9,6 +9,7 @@ Everything is generated offline and seeded, so two runs hear the same audio.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,19 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
     ("Hello there.", "greeting"),
     ("Help.", "help"),
     ("What can you do?", "help"),
+)
+
+#: what callers also say, that the agent has no answer for: it should say it did not catch
+#: them, not take them for an intent (what a looser matcher or a keener recogniser costs)
+UNANSWERABLE: tuple[str, ...] = (
+    "What's the weather like?",
+    "Play some music.",
+    "I want to order a pizza.",
+    "How old are you?",
+    "Where do you live?",
+    "Tell me a story.",
+    "My name is Anna.",
+    "Turn on the lights.",
 )
 
 ESPEAK_VOICES = (
@@ -74,6 +88,14 @@ def samples(voices: int | None = None) -> Iterator[Sample]:
         named, QUESTIONS, SPEEDS, (False, True), BANDS_HZ
     ):
         yield Sample(text, intent, voice, family, speed, noisy, band)
+
+
+def unanswerable_samples(voices: int | None = None) -> Iterator[Sample]:
+    """:data:`UNANSWERABLE` in every voice, clean and noisy, on both lines, at normal speed;
+    their intent is "none"."""
+    for sample in samples(voices):
+        if sample.speed == 1.0 and sample.text == QUESTIONS[0][0]:  # one per voicing
+            yield from (dataclasses.replace(sample, text=t, intent="none") for t in UNANSWERABLE)
 
 
 @cache

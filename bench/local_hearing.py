@@ -7,7 +7,8 @@ noise; 8 kHz μ-law phone line and 16 kHz toy):
 1. Understanding: each sample through the recogniser as the agent runs it (its prompt, its
    second reading of turns not understood, one core) and the dialogue's intent matching.
    Reported: the share of intents understood, the word error rate against what was said,
-   and the recognition time per turn.
+   and the recognition time per turn; and how often questions the agent has no answer for
+   ("What's the weather like?") are taken for an intent anyway.
 2. Latency over real phone calls: the bridge (``BRIDGE_AGENT=local``, default settings, so
    the 500 ms silence window) pinned to core 0, one emulated Twilio caller on core 1 asking
    questions from the set. The clock runs from the last voiced sample sent to the first
@@ -30,7 +31,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.hearing_set import Sample, at_band, for_recognizer, samples
+from bench.hearing_set import Sample, at_band, for_recognizer, samples, unanswerable_samples
 from bench.server import BenchServer
 from bench.turn_latency import as_phone_question, one_call
 from bench.twilio_load import percentile
@@ -38,7 +39,13 @@ from bridge.call_records.store import open_store
 from bridge.call_records.url import parse_records_url
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT
 from pipeline.agents.local.hearing import Recognizer
-from pipeline.agents.local.intents import intent_of, normalise, repeat_request, understood
+from pipeline.agents.local.intents import (
+    guessable,
+    intent_of,
+    normalise,
+    repeat_request,
+    understood,
+)
 
 
 def understood_as(heard: str) -> str | None:
@@ -71,7 +78,7 @@ def understanding(voices: int | None) -> dict[str, object]:
     for index, sample in enumerate(samples(voices)):
         audio = for_recognizer(at_band(sample, seed=index), sample.band_hz)
         started = time.perf_counter()
-        heard = recognizer.transcribe(audio, understood)
+        heard = recognizer.transcribe(audio, understood, guessable)
         decode_ms[sample.band_hz].append((time.perf_counter() - started) * 1000)
         hit = understood_as(heard) == sample.intent
         edits, said = word_errors(sample.text, heard)
@@ -87,10 +94,19 @@ def understanding(voices: int | None) -> dict[str, object]:
             by[key].append(hit)
         if not hit:
             misses.append(f"{describe(sample)}: {sample.text!r} -> {heard!r}")
+    taken: list[bool] = []
+    for index, sample in enumerate(unanswerable_samples(voices)):
+        audio = for_recognizer(at_band(sample, seed=index), sample.band_hz)
+        heard = recognizer.transcribe(audio, understood, guessable)
+        taken.append(understood(heard))
+        if taken[-1]:
+            misses.append(f"{describe(sample)}: {sample.text!r} -> {heard!r} (no answer)")
     return {
         "samples": len(by["all"]),
         "understood_pct": {key: share(hits) for key, hits in sorted(by.items())},
         "word_error_rate_pct": round(100 * errors / max(1, words), 1),
+        "unanswerable_samples": len(taken),
+        "unanswerable_taken_for_an_intent_pct": share(taken),
         "recognition_ms": {
             f"{band}": {
                 "median": round(statistics.median(values), 1),

@@ -22,7 +22,7 @@ from pipeline.agents.early import EarlyWork
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, Reply
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
-from pipeline.agents.local.intents import understood
+from pipeline.agents.local.intents import guessable, understood
 from pipeline.agents.local.speech_cache import CachedSpeaker
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.agents.sentences import split_sentences, spoken_pieces
@@ -123,7 +123,9 @@ class LocalAgent(Agent):
     async def _answer(self, utterance: bytes) -> Answer:
         """Hear, choose the reply, speak its first sentence: each in a worker thread (the
         recogniser and piper release the GIL, so other calls go on meanwhile)."""
-        heard = await asyncio.to_thread(self._recognizer.transcribe, utterance, understood)
+        heard = await asyncio.to_thread(
+            self._recognizer.transcribe, utterance, understood, guessable
+        )
         reply = self._dialogue.reply(heard)
         first, *rest = split_sentences(reply.text) or [""]
         # a long first sentence: its first few words now, the rest while they play

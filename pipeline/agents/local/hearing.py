@@ -157,13 +157,20 @@ class Recognizer:
                 intra_threads=self._threads,
             )
 
-    def transcribe(self, pcm16_16k: bytes, wanted: Callable[[str], bool] | None = None) -> str:
+    def transcribe(
+        self,
+        pcm16_16k: bytes,
+        wanted: Callable[[str], bool] | None = None,
+        guessable: Callable[[str], bool] | None = None,
+    ) -> str:
         """The words in one utterance (PCM16, 16 kHz), blocking; "" for noise or silence.
 
         ``wanted``: whether the listener can act on a transcript. When the first (greedy)
         reading is not, the model is asked for its next best readings of the same audio and
-        the first wanted one that scores nearly as well is taken: a robotic "What day is
-        it?" first read as "What may it be?" is often "What day is it?" one rank down."""
+        the first that scores nearly as well and is ``guessable`` (default: ``wanted``) is
+        taken: a robotic "What day is it?" first read as "What may it be?" is often "What
+        day is it?" one rank down. A listener excludes there what it would rather not act
+        on from a guess (a goodbye that ends the call)."""
         self.load()
         audio = np.frombuffer(pcm16_16k, np.int16).astype(np.float32) / 32768.0
         speech_s = len(audio) / RECOGNIZER_RATE_HZ
@@ -194,7 +201,7 @@ class Recognizer:
         text = without_repeats(self._tokenizer.decode(ids).strip())
         if wanted is None or wanted(text):
             return text
-        return self._second_reading(encoded, max_tokens, wanted) or text
+        return self._second_reading(encoded, max_tokens, guessable or wanted) or text
 
     def _second_reading(
         self, encoded: Any, max_tokens: int, wanted: Callable[[str], bool]

@@ -181,6 +181,7 @@ def test_a_second_reading_finds_what_the_first_missed(
     assert intent_of(recognizer.transcribe(speech, understood)) == intent
     # nothing wanted among the next readings either: the first reading stands
     assert recognizer.transcribe(speech, lambda text: False) == first
+    assert recognizer.transcribe(speech, understood, lambda text: False) == first
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -27,9 +27,14 @@ class CountingRecognizer(Recognizer):
         super().__init__(RECOGNIZER_PROMPT)
         self.heard: list[bytes] = []
 
-    def transcribe(self, pcm16_16k: bytes, wanted: Callable[[str], bool] | None = None) -> str:
+    def transcribe(
+        self,
+        pcm16_16k: bytes,
+        wanted: Callable[[str], bool] | None = None,
+        guessable: Callable[[str], bool] | None = None,
+    ) -> str:
         self.heard.append(pcm16_16k)
-        return super().transcribe(pcm16_16k, wanted)
+        return super().transcribe(pcm16_16k, wanted, guessable)
 
 
 class RecordingOutput:

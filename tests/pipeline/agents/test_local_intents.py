@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.agents.local.intents import intent_of, normalise, repeat_request
+from pipeline.agents.local.intents import (
+    guessable,
+    intent_of,
+    normalise,
+    repeat_request,
+    understood,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +74,19 @@ def test_normalise_spells_out_contractions() -> None:
         "is",
         "oclock",
     ]
+
+
+@pytest.mark.parametrize(
+    ("heard", "is_understood", "is_guessable"),
+    [
+        ("What day is it?", True, True),
+        ("Thank you.", True, True),
+        ("Hello, goodbye.", True, False),  # a guess must not end the call
+        ("Repeat after me, goodbye.", True, True),  # repeating it ends nothing
+        ("The long air.", False, False),
+        ("", False, False),
+    ],
+)
+def test_what_a_second_reading_may_be(heard: str, is_understood: bool, is_guessable: bool) -> None:
+    assert understood(heard) is is_understood
+    assert guessable(heard) is is_guessable
