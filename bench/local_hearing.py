@@ -17,18 +17,23 @@ noise; 8 kHz μ-law phone line and 16 kHz toy):
 
     python -m bench.local_hearing                  # both, the whole set (~6 min)
     python -m bench.local_hearing --skip-calls --voices 2   # a quick look
+    python -m bench.local_hearing --skip-set --shared-core  # calls on half a core
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.hearing_set import Sample, at_band, for_recognizer, samples, unanswerable_samples
@@ -123,9 +128,28 @@ def describe(sample: Sample) -> str:
     return f"{sample.voice} {sample.band_hz} Hz x{sample.speed}{noise}"
 
 
-async def calls(turns: int) -> dict[str, object]:
+@contextlib.contextmanager
+def busy_core(core: int | None) -> Iterator[None]:
+    """A process spinning on ``core`` meanwhile (None: nothing): the server then has about
+    half of its core, as on a machine half as fast or a core shared with another service."""
+    if core is None:
+        yield
+        return
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+async def calls(turns: int, shared_core: bool = False) -> dict[str, object]:
     """One caller at a time over the real server, six questions a call; a call the agent
-    ends early (a question misheard as goodbye) loses the rest of its questions, counted."""
+    ends early (a question misheard as goodbye) loses the rest of its questions, counted.
+    ``shared_core``: a busy process shares the server's core (:func:`busy_core`)."""
     # a goodbye ends the call: the set's goodbyes are measured in part 1 only
     phone = [s for s in samples() if s.band_hz == 8000 and s.intent != "goodbye"]
     step = max(1, len(phone) // turns)
@@ -138,15 +162,16 @@ async def calls(turns: int) -> dict[str, object]:
     per_call = 6
     results = []
     lost = 0
+    url = f"ws://127.0.0.1:{server.port}/stream"
     try:
-        url = f"ws://127.0.0.1:{server.port}/stream"
-        for first in range(0, len(questions), per_call):
-            batch = questions[first : first + per_call]
-            try:
-                results.extend(await one_call(url, batch, len(batch)))
-            except Exception as exc:  # the call ended under us: the rest are lost
-                print(f"call {first // per_call + 1} ended early: {exc!r}")
-                lost += len(batch)
+        with busy_core(0 if shared_core else None):
+            for first in range(0, len(questions), per_call):
+                batch = questions[first : first + per_call]
+                try:
+                    results.extend(await one_call(url, batch, len(batch)))
+                except Exception as exc:  # the call ended under us: the rest are lost
+                    print(f"call {first // per_call + 1} ended early: {exc!r}")
+                    lost += len(batch)
     finally:
         server.stop()
     heard = user_texts(records_url)
@@ -192,13 +217,18 @@ def main() -> None:
     parser.add_argument("--skip-calls", action="store_true")
     parser.add_argument("--skip-set", action="store_true", help="only the calls")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--shared-core",
+        action="store_true",
+        help="calls with a busy process on the server's core (half a core for the bridge)",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     result: dict[str, object] = {}
     if not args.skip_set:
         result["understanding"] = understanding(args.voices)
     if not args.skip_calls:
-        result["phone_calls"] = asyncio.run(calls(args.turns))
+        result["phone_calls"] = asyncio.run(calls(args.turns, args.shared_core))
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
