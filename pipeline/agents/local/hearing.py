@@ -83,6 +83,8 @@ _ALTERNATIVE_MIN_SCORE = -1.4
 
 #: a word and two or more repeats of it (case aside, with or without commas between)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:[,\s]+\1\b){2,}", re.IGNORECASE)
+#: a run of 2 to 6 words and two or more repeats of it, the same way
+_REPEATED_PHRASE = re.compile(r"\b(\w+(?:[,\s]+\w+){1,5})(?:[,\s]+\1\b){2,}", re.IGNORECASE)
 
 
 class ModelChecksumError(RuntimeError):
@@ -227,11 +229,14 @@ class Recognizer:
 
 def without_repeats(text: str) -> str:
     """Drop what a small model says again when given silence after the speech: sentences
-    that repeat an earlier one ("Goodbye. Goodbye."), and a word said more than twice in a
-    row ("Bye bye bye bye" is "Bye bye")."""
+    that repeat an earlier one ("Goodbye. Goodbye."), a phrase said three times or more in a
+    row ("good morning sunshine, good morning sunshine, good morning sunshine," once: heard
+    over a call, and "repeat after me" would have said it five times), and a word said more
+    than twice in a row ("Bye bye bye bye" is "Bye bye")."""
     kept: list[str] = []
     seen: set[str] = set()
-    for sentence in split_sentences(_REPEATED_WORD.sub(r"\1 \1", text)):
+    text = _REPEATED_WORD.sub(r"\1 \1", _REPEATED_PHRASE.sub(r"\1", text))
+    for sentence in split_sentences(text):
         key = re.sub(r"[^a-z' ]", "", sentence.lower()).strip()
         if key and key in seen:
             continue

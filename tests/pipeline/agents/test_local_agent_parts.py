@@ -218,6 +218,9 @@ def test_a_loop_on_the_padding_is_cut() -> None:
         "Tell me the time, please. Tell me the"
     )
     assert without_repeats("Hi. Bye.") == "Hi. Bye."
+    looped = "Repeat after me. Good morning sunshine, good morning sunshine, good morning sunshine,"
+    assert without_repeats(looped) == "Repeat after me. Good morning sunshine,"
+    assert without_repeats("I like it, I like it.") == "I like it, I like it."  # twice is speech
 
 
 def test_the_model_is_pinned_by_checksum(tmp_path: Path) -> None:
