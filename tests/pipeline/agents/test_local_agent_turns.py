@@ -4,8 +4,8 @@ voices, a recording output instead of a call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,14 +27,9 @@ class CountingRecognizer(Recognizer):
         super().__init__(RECOGNIZER_PROMPT)
         self.heard: list[bytes] = []
 
-    def transcribe(
-        self,
-        pcm16_16k: bytes,
-        wanted: Callable[[str], bool] | None = None,
-        guessable: Callable[[str], bool] | None = None,
-    ) -> str:
+    def transcribe(self, pcm16_16k: bytes, *args: Any, **kwargs: Any) -> str:
         self.heard.append(pcm16_16k)
-        return super().transcribe(pcm16_16k, wanted, guessable)
+        return super().transcribe(pcm16_16k, *args, **kwargs)
 
 
 class RecordingOutput:
