@@ -68,7 +68,7 @@ class LocalAgent(Agent):
         self._greeting: tuple[int, asyncio.Task[None]] | None = None
         self._out: AgentOutput | None = None
         #: an answer prepared in the caller's pause
-        self._early = EarlyWork[Answer]()
+        self._early = EarlyWork[Answer | None]()
 
     async def start(self, out: AgentOutput) -> None:
         """Open the greeting turn and speak it from a task: the call listens (and the caller
@@ -109,6 +109,9 @@ class LocalAgent(Agent):
         self._stop_greeting()  # the caller spoke: what is left of the greeting is not wanted
         early = self._early.take(utterance)
         answer = await early if early is not None else await self._answer(utterance)
+        if answer is None:  # a cough, a click, a hiss: no words, so no "didn't catch that"
+            log.info("turn %d: no words heard, no reply", turn_id)
+            return
         out.transcript(turn_id, "user", answer.heard)
         out.transcript(turn_id, "assistant", answer.reply.text)
         await out.audio(turn_id, answer.first_audio)
@@ -120,12 +123,15 @@ class LocalAgent(Agent):
     async def close(self) -> None:
         self._early.drop()
 
-    async def _answer(self, utterance: bytes) -> Answer:
-        """Hear, choose the reply, speak its first sentence: each in a worker thread (the
-        recogniser and piper release the GIL, so other calls go on meanwhile)."""
+    async def _answer(self, utterance: bytes) -> Answer | None:
+        """Hear, choose the reply, speak its first phrase: each in a worker thread (the
+        recogniser and piper release the GIL, so other calls go on meanwhile). None when
+        there were no words (noise)."""
         heard = await asyncio.to_thread(
             self._recognizer.transcribe, utterance, understood, guessable
         )
+        if not heard:
+            return None
         reply = self._dialogue.reply(heard)
         first, *rest = split_sentences(reply.text) or [""]
         # a long first sentence: its first few words now, the rest while they play

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from pipeline.agents.local.agent import LocalAgent
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import Recognizer
+from pipeline.agents.local.intents import guessable, understood
 from pipeline.tasks import TaskSet
 from tests.support.voices import espeak_speech
 
@@ -119,4 +121,20 @@ async def test_goodbye_hangs_up_after_the_reply(recognizer: CountingRecognizer) 
     await local.start(out)
     await local.respond(2, espeak_speech("Thank you, goodbye.", "en-us", 16000), out)
     assert out.hung_up and out.audio_bytes.get(2, 0) > 0
+    await local.close()
+
+
+async def test_a_burst_without_words_gets_no_reply(recognizer: CountingRecognizer) -> None:
+    """A cough-like burst (250 ms of shaped noise) that the recogniser hears no words in:
+    no "Sorry, I didn't catch that", nothing in the records."""
+    rng = np.random.default_rng(0)
+    burst = np.convolve(rng.normal(0, 12000, 4000) * np.hanning(4000), np.ones(4) / 4, "same")
+    noise = np.concatenate([np.zeros(4800), burst, np.zeros(3200)]).clip(-32768, 32767)
+    pcm = noise.astype(np.int16).tobytes()
+    assert recognizer.transcribe(pcm, understood, guessable) == ""  # as the agent asks
+    local, out = agent(recognizer), RecordingOutput()
+    await local.start(out)
+    local.prepare(2, pcm)
+    await local.respond(2, pcm, out)
+    assert 2 not in out.pieces and not [t for t in out.transcripts if t[0] == 2]
     await local.close()
