@@ -69,10 +69,10 @@ _NOISE_LOGPROB = -1.0
 
 #: the second reading (see :meth:`Recognizer.transcribe`): a beam of 5, its 3 best readings,
 #: taken if within 0.3 of the best's mean log probability per token. Measured on
-#: bench/hearing_set.py plus 272 questions the agent cannot answer ("What's the weather
+#: bench/hearing_set.py plus 288 questions the agent cannot answer ("What's the weather
 #: like?"): intents understood 89.3 -> 93.5 %, unanswerable questions taken for an intent
 #: 9.0 -> 11.1 %; all 5 readings, or any score, gained 0.8 point more for 4.5 more taken.
-#: ~40 ms of one core, only for turns the first reading did not understand (~15 %).
+#: ~40 ms of one core, only for turns the first reading did not understand (~10 % of the set).
 #: A reading must also score at least -1.4: noise the gate above lets through is read as
 #: "Thank you." or "What is it today?" one rank down, scoring -1.5 to -2.5 (180 noise
 #: bursts: 23 taken for an intent without this floor, none with it; the set lost 0.2 point).
