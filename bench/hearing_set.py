@@ -99,7 +99,7 @@ def unanswerable_samples(voices: int | None = None) -> Iterator[Sample]:
 
 
 @cache
-def _spoken(text: str, voice: str) -> tuple[bytes, int]:
+def speech(text: str, voice: str) -> tuple[bytes, int]:
     """PCM16 of ``text`` in ``voice`` and its rate (cached: each is used 12 times)."""
     if voice.startswith("joe-"):
         return _piper(text, voice)
@@ -125,21 +125,35 @@ def _piper(text: str, voice: str) -> tuple[bytes, int]:
 def at_band(sample: Sample, seed: int = 0) -> bytes:
     """The sample as the caller's line carries it: PCM16 at ``band_hz`` (μ-law decoded
     for a phone), with the lead silence."""
-    pcm, rate_hz = _spoken(sample.text, sample.voice)
-    audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
-    # speed: play the samples as if recorded at rate * speed (sox "speed")
-    audio = soxr.resample(audio, rate_hz * sample.speed, sample.band_hz)
-    audio = np.concatenate([np.zeros(int(LEAD_S * sample.band_hz), np.float32), audio])
-    if sample.noisy:
+    pcm, rate_hz = speech(sample.text, sample.voice)
+    snr_db = NOISE_SNR_DB if sample.noisy else None
+    return over_line(pcm, rate_hz, sample.band_hz, sample.speed, snr_db, seed)
+
+
+def over_line(
+    pcm16: bytes,
+    rate_hz: int,
+    band_hz: int,
+    speed: float = 1.0,
+    snr_db: float | None = None,
+    seed: int = 0,
+    lead_s: float = LEAD_S,
+) -> bytes:
+    """Speech as a caller's line carries it: played at ``speed`` (sox's ``speed``: as if
+    recorded at ``rate_hz * speed``, so pitch moves too), after ``lead_s`` of silence, with
+    white noise ``snr_db`` below the voiced samples' power (None: clean), as PCM16 at
+    ``band_hz`` (through μ-law and back for a phone line). Seeded: the same every run."""
+    audio = np.frombuffer(pcm16, np.int16).astype(np.float32) / 32768
+    audio = soxr.resample(audio, rate_hz * speed, band_hz)
+    audio = np.concatenate([np.zeros(int(lead_s * band_hz), np.float32), audio])
+    if snr_db is not None:
         voiced = audio[np.abs(audio) > 0.01]
         power = float(np.mean(voiced**2)) if len(voiced) else 1e-6
-        noise_rms = np.sqrt(power / 10 ** (NOISE_SNR_DB / 10))
+        noise_rms = np.sqrt(power / 10 ** (snr_db / 10))
         rng = np.random.default_rng(seed)
         audio = audio + rng.normal(0, noise_rms, len(audio)).astype(np.float32)
-    pcm16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-    if sample.band_hz == 8000:
-        pcm16 = ulaw_to_pcm16(pcm16_to_ulaw(pcm16))
-    return pcm16
+    line = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+    return ulaw_to_pcm16(pcm16_to_ulaw(line)) if band_hz == 8000 else line
 
 
 def for_recognizer(pcm16: bytes, band_hz: int) -> bytes:

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
 
+from bench.hearing_set import speech
+from bench.records import turns_by_call
 from bench.server import BenchServer
-from bench.turn_latency import as_phone_question, keep_line_alive
+from bench.turn_latency import as_phone_question, keep_line_alive, question_ulaw
 from bench.twilio_load import percentile
-from bridge.call_records.store import open_store
-from bridge.call_records.url import parse_records_url
 from pipeline.audio import ULAW_8K, AudioSpec, Converter
 from transports.twilio.emulator.client import ULAW_BYTES_PER_MS, FakeTwilio
 
@@ -84,17 +83,7 @@ def non_speech() -> list[Sound]:
 
 def spoken(text: str, voice: str) -> bytes:
     """``text`` said by piper's joe or an espeak-ng voice, as the phone line carries it."""
-    if voice == "piper":
-        from pipeline.agents.local.voice import PiperSpeaker
-
-        piper = PiperSpeaker.shared(deterministic=True)
-        return as_phone_question(piper.synthesize(text), piper.rate_hz)
-    from pipeline.agents.local.espeak import EspeakSpeaker
-
-    espeak = EspeakSpeaker.shared()
-    pcm = np.frombuffer(espeak.synthesize(text, voice), np.int16)
-    narrow = soxr.resample(pcm, espeak.rate_hz, 8000)
-    return as_phone_question(narrow.astype(np.int16).tobytes(), 8000)
+    return question_ulaw(text) if voice == "piper" else as_phone_question(*speech(text, voice))
 
 
 def sounds(voices: tuple[str, ...]) -> list[Sound]:
@@ -136,18 +125,10 @@ async def one_trial(url: str, call_sid: str, prompt: bytes, sound: Sound, point_
 
 def user_turns(records_url: str) -> dict[str, int]:
     """Per call id, how many user turns the records hold."""
-    target = parse_records_url(records_url)
-    assert target is not None
-    store = open_store(target, create=False)
-    try:
-        counts: dict[str, int] = {}
-        for summary in store.recent_calls(100_000):
-            call = store.call(summary.call.call_id)
-            turns = call[1] if call else []
-            counts[summary.call.call_id] = sum(t.user_speech_ms is not None for t in turns)
-        return counts
-    finally:
-        store.close()
+    return {
+        call_id: sum(turn.user_speech_ms is not None for turn in turns)
+        for call_id, turns in turns_by_call(records_url).items()
+    }
 
 
 async def run(points: tuple[float, ...], voices: tuple[str, ...]) -> list[Trial]:

@@ -37,25 +37,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.hearing_set import Sample, at_band, for_recognizer, samples, unanswerable_samples
+from bench.records import turns_by_call
 from bench.server import BenchServer
 from bench.turn_latency import as_phone_question, one_call
 from bench.twilio_load import percentile
-from bridge.call_records.store import open_store
-from bridge.call_records.url import parse_records_url
 from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT
 from pipeline.agents.local.hearing import Recognizer
-from pipeline.agents.local.intents import (
-    guessable,
-    intent_of,
-    normalise,
-    repeat_request,
-    understood,
-)
-
-
-def understood_as(heard: str) -> str | None:
-    """The intent the dialogue acts on for ``heard`` ("repeat" for repeat-after-me)."""
-    return "repeat" if repeat_request(heard) is not None else intent_of(heard)
+from pipeline.agents.local.intents import guessable, meaning, normalise, understood
 
 
 def word_errors(said: str, heard: str) -> tuple[int, int]:
@@ -85,7 +73,7 @@ def understanding(voices: int | None) -> dict[str, object]:
         started = time.perf_counter()
         heard = recognizer.transcribe(audio, understood, guessable)
         decode_ms[sample.band_hz].append((time.perf_counter() - started) * 1000)
-        hit = understood_as(heard) == sample.intent
+        hit = meaning(heard) == sample.intent
         edits, said = word_errors(sample.text, heard)
         errors, words = errors + edits, words + said
         for key in (
@@ -177,7 +165,7 @@ async def calls(turns: int, shared_core: bool = False) -> dict[str, object]:
     heard = user_texts(records_url)
     records.cleanup()
     latencies = [turn.latency_ms for turn in results]
-    hits = [understood_as(text) == s.intent for s, text in zip(chosen, heard, strict=False)]
+    hits = [meaning(text) == s.intent for s, text in zip(chosen, heard, strict=False)]
     return {
         "turns": len(latencies),
         "latency_median_ms": round(statistics.median(latencies), 1),
@@ -197,17 +185,13 @@ async def calls(turns: int, shared_core: bool = False) -> dict[str, object]:
 
 def user_texts(records_url: str) -> list[str]:
     """The callers' recognised words, turn by turn, in the order the calls were made."""
-    target = parse_records_url(records_url)
-    assert target is not None
-    store = open_store(target, create=False)
-    try:
-        texts: list[tuple[float, str]] = []
-        for summary in store.recent_calls(100_000):
-            call = store.call(summary.call.call_id)
-            texts += [(t.at_s, t.user_text) for t in (call[1] if call else []) if t.user_speech_ms]
-        return [text for _, text in sorted(texts)]
-    finally:
-        store.close()
+    texts = [
+        (turn.at_s, turn.user_text)
+        for turns in turns_by_call(records_url).values()
+        for turn in turns
+        if turn.user_speech_ms
+    ]
+    return [text for _, text in sorted(texts)]
 
 
 def main() -> None:

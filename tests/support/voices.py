@@ -30,14 +30,9 @@ def worn_phone_speech(text: str, speed: float, snr_db: float, seed: int = 7) -> 
     """``text`` in the agent's own piper voice made hard to hear, the same every run: sped up
     (sox-style, pitch too), white noise at ``snr_db``, through an 8 kHz μ-law line, and
     brought to the recogniser's 16 kHz."""
+    from bench.hearing_set import over_line
     from pipeline.agents.local.voice import PiperSpeaker
-    from pipeline.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 
     speaker = PiperSpeaker.shared(deterministic=True)
-    pcm = np.frombuffer(speaker.synthesize(text), np.int16).astype(np.float32) / 32768
-    audio = soxr.resample(pcm, speaker.rate_hz * speed, 8000)
-    audio = np.concatenate([np.zeros(2400, np.float32), audio])  # 0.3 s lead
-    power = float(np.mean(audio[np.abs(audio) > 0.01] ** 2))
-    noise = np.random.default_rng(seed).normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(audio))
-    line = (np.clip(audio + noise, -1, 1) * 32767).astype(np.int16).tobytes()
-    return phone_band(ulaw_to_pcm16(pcm16_to_ulaw(line)))
+    pcm = speaker.synthesize(text)
+    return phone_band(over_line(pcm, speaker.rate_hz, 8000, speed, snr_db, seed))

@@ -200,7 +200,7 @@ class Recognizer:
         # CTranslate2's score is already per token (length-normalised)
         if result.no_speech_prob > _NO_SPEECH_PROB and result.scores[0] < _NOISE_LOGPROB:
             return ""
-        text = without_repeats(self._tokenizer.decode(ids).strip())
+        text = self._text(ids)
         if wanted is None or wanted(text):
             return text
         return self._second_reading(encoded, max_tokens, guessable or wanted) or text
@@ -221,10 +221,13 @@ class Recognizer:
         )
         floor = max(result.scores[0] - _ALTERNATIVE_MARGIN, _ALTERNATIVE_MIN_SCORE)
         for ids, score in zip(result.sequences_ids, result.scores, strict=True):
-            text = without_repeats(self._tokenizer.decode(ids).strip())
+            text = self._text(ids)
             if score >= floor and wanted(text):
                 return text
         return None
+
+    def _text(self, ids: list[int]) -> str:
+        return without_repeats(self._tokenizer.decode(ids).strip())
 
 
 def without_repeats(text: str) -> str:

@@ -120,14 +120,20 @@ def intent_of(text: str) -> str | None:
     return None
 
 
+def meaning(text: str) -> str | None:
+    """What the dialogue acts on in ``text``: "repeat" for "repeat after me ...", else its
+    intent, or None (it answers "Sorry, I didn't catch that")."""
+    return "repeat" if repeat_request(text) is not None else intent_of(text)
+
+
 def understood(text: str) -> bool:
-    """Whether the dialogue has an answer for ``text`` other than "Sorry, I didn't catch
-    that": the recogniser's test for a reading worth acting on."""
-    return repeat_request(text) is not None or intent_of(text) is not None
+    """Whether the dialogue has an answer for ``text``: the recogniser's test for a reading
+    worth acting on."""
+    return meaning(text) is not None
 
 
 def guessable(text: str) -> bool:
     """:func:`understood`, but not a goodbye: a reading the recogniser was not sure of (its
     second reading) may be answered, but must not end the call ("Hello there." read as
     "Hello, goodbye.")."""
-    return understood(text) and (repeat_request(text) is not None or intent_of(text) != "goodbye")
+    return meaning(text) not in (None, "goodbye")

@@ -40,18 +40,20 @@ class RecordingOutput:
     def __init__(self) -> None:
         self.tasks = TaskSet("test")
         self.transcripts: list[tuple[int, str, str]] = []
-        self.audio_bytes: dict[int, int] = {}
         #: the size of each piece of audio, in the order the agent sent them
         self.pieces: dict[int, list[int]] = {}
         self.hung_up: list[str] = []
         self._turns = 0
+
+    @property
+    def audio_bytes(self) -> dict[int, int]:
+        return {turn_id: sum(sizes) for turn_id, sizes in self.pieces.items()}
 
     def begin_turn(self) -> int:
         self._turns += 1
         return self._turns
 
     async def audio(self, turn_id: int, pcm: bytes) -> None:
-        self.audio_bytes[turn_id] = self.audio_bytes.get(turn_id, 0) + len(pcm)
         self.pieces.setdefault(turn_id, []).append(len(pcm))
 
     def end_turn(self, turn_id: int) -> None:
