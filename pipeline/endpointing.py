@@ -102,6 +102,12 @@ class Endpointer:
             max(cfg.tentative_ms, cfg.trailing_keep_ms) if cfg.tentative_ms > 0 else 0
         )
         self.frames_classified = 0
+        #: the endpointer's clock, for a judge that follows one sound: frames pushed so far,
+        #: the index of the last speech frame, and of the first frame of the current turn's
+        #: opening run
+        self.frames = 0
+        self.last_speech_frame = -(1 << 30)
+        self.speech_started_frame = 0
 
     @property
     def in_speech(self) -> bool:
@@ -115,11 +121,30 @@ class Endpointer:
         self._speaking = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
 
+    def drop_utterance(self) -> None:
+        """The sound under way is not a turn (a cough, an "uh-huh" over the reply): forget it,
+        keeping its last frames as the next turn's pre-roll in case the caller speaks on."""
+        if not self._speaking:
+            return
+        self._preroll.extend(self._utterance)
+        self._utterance = []
+        self._speaking = False
+        self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
+
+    def utterance_so_far(self) -> bytes:
+        """The turn under way as it would be committed now (b"" when none is)."""
+        return self._turn_so_far(forced=False).pcm16 if self._speaking else b""
+
     def _is_speech(self, frame: bytes) -> bool:
+        index = self.frames
+        self.frames += 1
         if rms_pcm16(frame) < self.config.energy_floor_rms:
             return False
         self.frames_classified += 1
-        return bool(self._vad.is_speech(frame, self.rate_hz))
+        if self._vad.is_speech(frame, self.rate_hz):
+            self.last_speech_frame = index
+            return True
+        return False
 
     def push(self, pcm16: bytes) -> list[EndpointEvent | UserTurn | TentativeTurn]:
         """Feed audio; returns the events it caused, in order (usually none)."""
@@ -150,6 +175,7 @@ class Endpointer:
             if self._speech_run_ms < cfg.speech_start_ms:
                 return None
             self._speaking = True
+            self.speech_started_frame = self.frames - self._speech_run_ms // FRAME_MS
             self._utterance = list(self._preroll)
             self._preroll.clear()
             self._utterance_ms = len(self._utterance) * FRAME_MS

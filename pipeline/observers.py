@@ -26,7 +26,10 @@ class SessionStats:
     bytes_in: int = 0
     user_turns: int = 0
     agent_turns: int = 0
+    #: replies cut off by the caller (real interruptions)
     barge_ins: int = 0
+    #: sounds over a reply judged not to be interruptions (the reply went on)
+    false_interruptions: int = 0
     agent_errors: int = 0
     turn_latency_ms: list[float] = field(default_factory=list)
 
@@ -35,7 +38,8 @@ class SessionStats:
         return (
             f"call ended reason={reason} duration_s={duration_s:.1f} "
             f"user_turns={self.user_turns} agent_turns={self.agent_turns} "
-            f"barge_ins={self.barge_ins} chunks_sent={chunks_sent} "
+            f"barge_ins={self.barge_ins} false_interruptions={self.false_interruptions} "
+            f"chunks_sent={chunks_sent} "
             f"chunks_dropped={chunks_dropped} agent_errors={self.agent_errors}"
         )
 
@@ -78,7 +82,10 @@ class SessionObserver:
         pass
 
     def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
-        pass
+        """A real interruption cut ``turn_id`` after ``heard_ms`` of it."""
+
+    def on_false_interruption(self, session: ObservedCall, turn_id: int, paused_ms: float) -> None:
+        """A sound over ``turn_id`` was not an interruption; it went on after ``paused_ms``."""
 
     def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
         pass
@@ -123,6 +130,9 @@ class Observers(SessionObserver):
 
     def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         self._each("on_barge_in", session, turn_id, heard_ms)
+
+    def on_false_interruption(self, session: ObservedCall, turn_id: int, paused_ms: float) -> None:
+        self._each("on_false_interruption", session, turn_id, paused_ms)
 
     def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
         self._each("on_transcript", session, turn_id, role, text)

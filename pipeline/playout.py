@@ -9,6 +9,11 @@ speaking costs a few wake-ups per second, not one per chunk.
 
 Every queued item carries its turn id. Cancelling a turn drops its queued audio and any
 late audio that still arrives for it.
+
+A turn can also be held (the caller made a sound; is it an interruption?): the pacer sends
+nothing more of it, and what was sent but not heard goes back to the front of the queue
+(:meth:`Playout.rewind`), so a false alarm resumes the reply exactly where the caller stopped
+hearing it. The last ``max_unacked_ms`` and a lead of sent audio are kept for that.
 """
 
 from __future__ import annotations
@@ -57,6 +62,14 @@ class Playout:
         self._live: set[int] = set()
         self._opened: set[int] = set()
         self._writing_turn: int | None = None
+        #: a turn the pacer must not send (while a sound is judged)
+        self._held: int | None = None
+        #: recently sent chunks of ``_sent_turn`` (chunk, ms), and the turn position of the
+        #: first of them, so unheard audio can be sent again
+        self._sent: deque[tuple[bytes, float]] = deque()
+        self._sent_turn: int | None = None
+        self._sent_from_ms = 0.0
+        self._sent_ms = 0.0
         self._play_end_s = 0.0
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
@@ -114,9 +127,47 @@ class Playout:
         self._queue.append((_END, turn_id, b"", 1.0 if ok else 0.0))
         self._kick()
 
+    def hold(self, turn_id: int) -> None:
+        """Send nothing more of ``turn_id`` until :meth:`resume` (or its cancel)."""
+        if turn_id in self._live:
+            self._held = turn_id
+
+    def rewind(self, turn_id: int, heard_ms: float) -> float:
+        """The far end stopped playing held ``turn_id`` after ``heard_ms`` of it: queue again
+        what was sent after that (from the start of the chunk it stopped in). Returns the
+        position the turn will resume from."""
+        if turn_id != self._held or turn_id != self._sent_turn:
+            return heard_ms
+        resume_ms = self._sent_from_ms
+        heard = 0  # chunks wholly heard
+        for _, duration_ms in self._sent:
+            if resume_ms + duration_ms > heard_ms:
+                break
+            resume_ms += duration_ms
+            heard += 1
+        while len(self._sent) > heard:
+            chunk, duration_ms = self._sent.pop()
+            self._sent_ms -= duration_ms
+            self._queue.appendleft((_AUDIO, turn_id, chunk, duration_ms))
+            self._queued_ms += duration_ms
+        self._play_end_s = self._clock()  # the far end's buffer was emptied
+        return resume_ms
+
+    def resume(self, turn_id: int) -> None:
+        """Go on sending ``turn_id`` (a false alarm)."""
+        if self._held == turn_id:
+            self._held = None
+            self._kick()
+
+    @property
+    def held(self) -> int | None:
+        return self._held
+
     def cancel(self, turn_id: int) -> int:
         """Drop everything queued for ``turn_id``; returns the number of chunks dropped."""
         self._live.discard(turn_id)
+        if self._held == turn_id:
+            self._held = None
         if self._writing_turn == turn_id:
             self._converter.reset()
             self._reframer.take_rest()
@@ -161,6 +212,19 @@ class Playout:
         self._queued_ms += duration_ms
         self._kick()
 
+    def _remember_sent(self, turn_id: int, chunk: bytes, duration_ms: float) -> None:
+        """Keep the turn's recent audio: what the far end may not have played yet."""
+        if turn_id != self._sent_turn:
+            self._sent.clear()
+            self._sent_turn, self._sent_from_ms, self._sent_ms = turn_id, 0.0, 0.0
+        self._sent.append((chunk, duration_ms))
+        self._sent_ms += duration_ms
+        keep_ms = self._cfg.max_unacked_ms + self._port.lead_ms
+        while self._sent_ms - self._sent[0][1] >= keep_ms:
+            _, dropped_ms = self._sent.popleft()
+            self._sent_ms -= dropped_ms
+            self._sent_from_ms += dropped_ms
+
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
@@ -178,6 +242,10 @@ class Playout:
                 await self._wake.wait()
                 continue
             kind, turn_id, chunk, value = self._queue[0]
+            if turn_id == self._held:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             if kind == _END:
                 self._queue.popleft()
                 had_audio = turn_id in self._opened
@@ -209,6 +277,7 @@ class Playout:
                 await port.end_response(turn_id, had_audio=False, ok=True)
                 continue
             await port.send_audio(turn_id, chunk, value)
+            self._remember_sent(turn_id, chunk, value)
             self.chunks_sent += 1
             play_at_s = max(self._play_end_s, self._clock())
             self._play_end_s = play_at_s + value / 1000

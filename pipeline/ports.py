@@ -29,6 +29,10 @@ class CallPort(Protocol):
     chunk_ms: int
     #: how far ahead of real time the playout may send
     lead_ms: int
+    #: a reply stopped by :meth:`interrupt` can go on where it stopped (its unheard audio sent
+    #: again): the far end is told nothing else. False: stopping ends the reply for good (a
+    #: toy's RESPONSE.COMPLETE), so every stop is a real interruption.
+    resumable: bool
 
     async def commit_user_turn(self, turn_id: int) -> None:
         """The pipeline decided the user finished speaking; a response (or error) follows."""

@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from pipeline.barge_in import BargeIn
 from pipeline.call_logger import CallLog
 from pipeline.endpointing import (
     VAD_RATES_HZ,
@@ -66,10 +67,10 @@ class CallSession(AgentOutput):
         self.config = cfg = config or SessionConfig()
         self.observer = observer or SessionObserver()
         self.stats = SessionStats()
+        self.clock = clock
         self.started_at = clock()
         self.end_reason = ""
         self.phase = Phase.LIVE
-        self._clock = clock
         self.log = CallLog.of(log, call.call_id, call.transport)
         self.tasks = TaskSet(call.call_id, on_error=self._task_failed)
         self._turn_seq = 0
@@ -83,13 +84,14 @@ class CallSession(AgentOutput):
         # inbound: wire -> PCM16 at a rate the endpointer accepts
         self.vad_spec = self.native_spec(port.wire_in)
         self._to_vad = Converter(port.wire_in, self.vad_spec)
-        self._endpointer = Endpointer(self.vad_spec.rate_hz, cfg.endpointer)
+        self.endpointer = Endpointer(self.vad_spec.rate_hz, cfg.endpointer)
         self._to_agent: Converter | None = None
         if agent.detects_turns or agent.hears_every_frame:
             self._to_agent = Converter(port.wire_in, agent.input_spec)
         self.playout = Playout(
             port, agent.output_spec, cfg.playout, clock=clock, on_first_audio=self._first_audio
         )
+        self.barge_in = BargeIn(self, cfg.interruptions)
 
     @staticmethod
     def native_spec(wire_in: AudioSpec) -> AudioSpec:
@@ -145,7 +147,7 @@ class CallSession(AgentOutput):
             except Exception as exc:  # a recording must not break teardown
                 self.log.warning("audio tap close failed: %r", exc)
         self.observer.on_call_ended(self)
-        duration_s, playout = self._clock() - self.started_at, self.playout
+        duration_s, playout = self.clock() - self.started_at, self.playout
         sent, dropped = playout.chunks_sent, playout.chunks_dropped
         self.log.info("%s", self.stats.summary(self.end_reason, duration_s, sent, dropped))
 
@@ -188,7 +190,7 @@ class CallSession(AgentOutput):
         """One task per call: sleeps until the nearest deadline (idle or total duration)."""
         while self.phase is Phase.LIVE:
             when_s, reason = self._limits.next_deadline(self.started_at, self.last_activity)
-            now_s = self._clock()
+            now_s = self.clock()
             if when_s > now_s:
                 await asyncio.sleep(when_s - now_s)
             elif self.responding:  # never cut a reply: look again once it has played
@@ -214,30 +216,33 @@ class CallSession(AgentOutput):
             self.tap.inbound(data)
         if self._to_agent is not None:
             self.agent.feed(self._to_agent.process(data))
-            if self.agent.detects_turns:
-                return
-        for event in self._endpointer.push(self._to_vad.process(data)):
+        for event in self.endpointer.push(self._to_vad.process(data)):
             if event is EndpointEvent.SPEECH_STARTED:
+                self.barge_in.dismissed = False
                 self.user_speech_started()
+            elif self.agent.detects_turns:
+                continue  # its own turn detection ends the turns; ours only hears onsets
             elif self.agent.commits_turns:  # its recogniser ends the turns while it is up
                 if isinstance(event, UserTurn):
                     turn = event
-                    audio = self._agent_audio(turn.pcm16)
+                    audio = self.agent_audio(turn.pcm16)
                     self.agent.endpointer_turn(audio, turn.duration_ms, turn.speech_ms)
             elif isinstance(event, UserTurn):
-                self._on_user_turn(event)
-            elif isinstance(event, TentativeTurn):
-                self.agent.prepare(self._turn_seq + 1, self._agent_audio(event.turn.pcm16))
+                self.user_turn(event)
+            elif isinstance(event, TentativeTurn) and self.barge_in.pause is None:
+                self.agent.prepare(self._turn_seq + 1, self.agent_audio(event.turn.pcm16))
+        if self.barge_in.pause is not None:
+            self.barge_in.frames_pushed()
 
     def end_of_speech(self) -> bool:
         """Explicit end of user speech from the far end; True if a turn was committed.
 
         While the agent's recogniser ends the turns, it decides this one too (it has heard
         the same audio, and a second commit would answer the turn twice)."""
-        turn = self._endpointer.force_end()
+        turn = self.endpointer.force_end()
         if turn is None or self.agent.commits_turns:
             return False
-        self._on_user_turn(turn)
+        self.user_turn(turn)
         return True
 
     def dtmf(self, digit: str) -> None:
@@ -245,13 +250,14 @@ class CallSession(AgentOutput):
             self.agent.dtmf(digit, self)
 
     def interrupt(self) -> None:
-        """The far end asked to stop the current reply (a toy's button): a barge-in."""
-        self._barge_in()
+        """The far end asked to stop the current reply (a toy's button): always real."""
+        if self.phase in LISTENING:
+            self.barge_in.now()
 
     def drop_turn(self) -> int | None:
         """The transport gave up on the current reply and told the far end itself (a toy's
         watchdog): stop it here too; the agent hears it was cut before anything was heard."""
-        turn = self._stop_current_turn()
+        turn = self.stop_current_turn()
         if turn is not None:
             self.agent.interrupted(turn, 0.0)
         return turn
@@ -277,20 +283,26 @@ class CallSession(AgentOutput):
 
     # -- turns and barge-in ----------------------------------------------------------------
 
-    def _on_user_turn(self, turn: UserTurn) -> None:
-        self._commit(self._agent_audio(turn.pcm16), turn.duration_ms, turn.speech_ms)
+    def user_turn(self, turn: UserTurn) -> None:
+        """The endpointer ended a turn (one that a judged sound holds waits for its verdict)."""
+        if self.barge_in.hold_turn(turn):
+            return
+        if not self.barge_in.is_speech(turn.pcm16, turn.rate_hz):
+            self.log.info("not a turn: %.0f ms of sound without a voice", turn.duration_ms)
+            return
+        self._commit(self.agent_audio(turn.pcm16), turn.duration_ms, turn.speech_ms)
 
     def _commit(self, audio: bytes, duration_ms: float, speech_ms: float) -> int:
         """Open a user turn and start the agent's answer to it."""
         self.stats.user_turns += 1
         turn_id = self._new_turn()
-        self._turn_ended_at[turn_id] = self._clock()
+        self._turn_ended_at[turn_id] = self.clock()
         self.observer.on_user_turn(self, turn_id, duration_ms)
         self.log.debug("user turn committed speech_ms=%d", speech_ms, extra={"turn_id": turn_id})
         self._turn_task = self.tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
         return turn_id
 
-    def _agent_audio(self, pcm16: bytes) -> bytes:
+    def agent_audio(self, pcm16: bytes) -> bytes:
         """An utterance at the endpointer's rate, as the agent takes it: converted whole and
         afresh, so the same speech always gives the same bytes (tentative = committed)."""
         if self.agent.input_spec == self.vad_spec:
@@ -321,37 +333,24 @@ class CallSession(AgentOutput):
         self.playout.open_turn(turn_id)
         return turn_id
 
-    def _stop_current_turn(self) -> int | None:
+    def stop_current_turn(self) -> int | None:
         """Stop generation and drop queued audio of the current turn, synchronously, so
         nothing more of it is sent; returns its id."""
         turn = self._current_turn
         if turn is None:
             return None
         self._current_turn = None
+        self.barge_in.forget(turn)
         if self._turn_task is not None and not self._turn_task.done():
             self._turn_task.cancel()
         self.playout.cancel(turn)
         return turn
 
-    def _barge_in(self) -> None:
-        if self.phase not in LISTENING:
-            return
-        turn = self._stop_current_turn()
-        if turn is not None:
-            self.tasks.spawn(self._finish_barge_in(turn), f"barge{turn}")
-
-    async def _finish_barge_in(self, turn_id: int) -> None:
-        heard_ms = await self.port.interrupt(turn_id)
-        self.stats.barge_ins += 1
-        self.agent.interrupted(turn_id, heard_ms)
-        self.observer.on_barge_in(self, turn_id, heard_ms)
-        self.log.info("barge-in heard_ms=%.0f", heard_ms, extra={"turn_id": turn_id})
-
     def _first_audio(self, turn_id: int) -> None:
         ended_at = self._turn_ended_at.pop(turn_id, None)
         if ended_at is None:
             return
-        latency_ms = (self._clock() - ended_at) * 1000
+        latency_ms = (self.clock() - ended_at) * 1000
         self.stats.turn_latency_ms.append(latency_ms)
         self.observer.on_turn_latency(self, turn_id, latency_ms)
 
@@ -364,18 +363,30 @@ class CallSession(AgentOutput):
     async def audio(self, turn_id: int, pcm: bytes) -> None:
         await self.playout.audio(turn_id, pcm)
 
-    def commit_turn(self) -> int:
-        """The agent's recogniser ended a user turn (of a duration unknown here: 0)."""
-        return self._commit(b"", 0.0, 0.0) if self.phase in LISTENING else self._turn_seq
+    def commit_turn(self, words: str | None = None) -> int | None:
+        """The agent's recogniser ended a user turn (of a duration unknown here: 0); None when
+        it is a sound judged not to be an interruption (an "uh-huh" over the reply)."""
+        if self.phase not in LISTENING or self.barge_in.agent_turn(words):
+            return None
+        return self._commit(b"", 0.0, 0.0)
 
     def end_turn(self, turn_id: int) -> None:
         self.playout.end_turn(turn_id)
 
     def user_speech_started(self) -> None:
-        """The caller started speaking (our endpointer or the agent's own detection)."""
-        self.last_activity = self._clock()
-        if self.responding:
-            self._barge_in()
+        """The caller started speaking (our endpointer or the agent's own detection): a
+        reply under way stops, and the sound is judged (``pipeline/barge_in.py``). An
+        agent's late report of a sound already judged harmless is not a new one."""
+        self.last_activity = self.clock()
+        turn = self._current_turn
+        if turn is None or not self.responding or self.phase not in LISTENING:
+            return
+        if self.barge_in.dismissed:
+            return
+        self.barge_in.speech_started(turn)
+
+    def judging_sound(self) -> bool:
+        return self.barge_in.pause is not None or self.barge_in.dismissed
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.observer.on_transcript(self, turn_id, role, text)

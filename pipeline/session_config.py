@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.endpointing import EndpointerConfig
+from pipeline.interruptions import InterruptionConfig
 from pipeline.playout import PlayoutConfig
 
 #: extra time granted to the far end to confirm the goodbye, on top of what is unplayed
@@ -19,6 +20,8 @@ REPLY_POLL_S = 0.25
 class SessionConfig:
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    #: how a sound over a reply is judged (an interruption, or an "uh-huh")
+    interruptions: InterruptionConfig = field(default_factory=InterruptionConfig)
     #: end the call politely after this long without user speech (0: never)
     idle_timeout_s: float = 0.0
     #: end the call politely after this long in total (0: never)

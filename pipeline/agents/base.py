@@ -81,13 +81,20 @@ class AgentOutput(Protocol):
     def end_turn(self, turn_id: int) -> None:
         """No more audio for ``turn_id``."""
 
-    def commit_turn(self) -> int:
-        """The agent's recogniser found the end of a user turn: open it and have
-        :meth:`Agent.respond` answer it (with no audio: the agent knows the words)."""
+    def commit_turn(self, words: str | None = None) -> int | None:
+        """The agent's recogniser found the end of a user turn of ``words``: open it and have
+        :meth:`Agent.respond` answer it (with no audio: the agent knows the words). None: it
+        was a sound over a reply judged not to be an interruption (a backchannel), so there
+        is no turn to answer."""
         ...
 
     def user_speech_started(self) -> None:
         """The agent's own turn detection heard the user start speaking (barge-in signal)."""
+
+    def judging_sound(self) -> bool:
+        """True while a sound over a reply is judged, or was judged harmless and the caller
+        has not started another since: speech the agent hears now is that sound."""
+        ...
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         """Report text for call records (user or assistant)."""
@@ -152,6 +159,26 @@ class Agent(ABC):
 
     def interrupted(self, turn_id: int, heard_ms: float) -> None:  # noqa: B027
         """Turn ``turn_id`` was cut off after ``heard_ms`` of it had been heard."""
+
+    @property
+    def backchannels(self) -> tuple[str, ...]:
+        """What callers say over this agent's replies to show they listen (a persona's list);
+        empty: the bridge's default list."""
+        return ()
+
+    async def words_in(self, utterance: bytes) -> str | None:
+        """The words in a short sound the caller made over a reply (``input_spec`` PCM), so
+        an "uh-huh" can be told from "stop"; "" for none. None: this agent has no recogniser
+        of its own, and the sound alone decides (``pipeline/barge_in.py``)."""
+        return None
+
+    def interruption_began(self, turn_id: int) -> None:  # noqa: B027 - optional hook
+        """The caller made a sound over ``turn_id``: its playback is held while it is judged;
+        the verdict is :meth:`interrupted` (real) or :meth:`interruption_dismissed`."""
+
+    def interruption_dismissed(self, turn_id: int) -> None:  # noqa: B027 - optional hook
+        """The sound was not an interruption: ``turn_id`` goes on where the caller stopped
+        hearing it, and what the agent heard of the sound must not become a turn."""
 
     async def close(self) -> None:  # noqa: B027
         """Release connections; called exactly once when the call ends."""

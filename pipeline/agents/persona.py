@@ -9,6 +9,7 @@ line, a pirate toy). Personas live in one TOML file (``BRIDGE_PERSONAS_FILE``)::
     voice = "ash"
     stt = "openai"          # the cascade's stages for this persona (default: settings)
     tts = "openai"
+    backchannels = ["aye", "arr", "yeah"]   # "uh-huh"s that don't cut the agent off
 
     [numbers]              # the Twilio number called (the webhook's ``To``)
     "+15551230001" = "pirate"
@@ -36,6 +37,7 @@ from typing import Any
 from pipeline.agents.base import CallInfo
 
 _FIELDS = ("system_prompt", "first_message", "voice", "stt", "tts")
+_LISTS = ("backchannels",)
 
 
 class PersonaError(ValueError):
@@ -53,6 +55,9 @@ class Persona:
     #: the cascade's speech-to-text and text-to-speech providers (empty: the settings')
     stt: str = ""
     tts: str = ""
+    #: what callers say over a reply that is not an interruption ("uh-huh", "aye"); empty:
+    #: the bridge's default list (``BRIDGE_BACKCHANNELS``)
+    backchannels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class PersonaBook:
         for name, entry in _table(data, "personas", where).items():
             if not isinstance(entry, Mapping):
                 raise PersonaError(f"{where}: personas.{name} must be a table")
-            unknown = set(entry) - set(_FIELDS)
+            unknown = set(entry) - set(_FIELDS) - set(_LISTS)
             if unknown:
                 raise PersonaError(f"{where}: personas.{name}: unknown keys {sorted(unknown)}")
             values = {k: entry.get(k, getattr(default, k)) for k in _FIELDS}
@@ -88,7 +93,14 @@ class PersonaBook:
             for key, value in values.items():
                 if not isinstance(value, str):
                     raise PersonaError(f"{where}: personas.{name}.{key} must be a string")
-            personas[name] = Persona(name=name, **values)
+            lists = {k: entry.get(k, getattr(default, k)) for k in _LISTS}
+            for key, value in lists.items():
+                if not isinstance(value, list | tuple) or not all(
+                    isinstance(v, str) for v in value
+                ):
+                    raise PersonaError(f"{where}: personas.{name}.{key} must be a list of strings")
+                lists[key] = tuple(value)
+            personas[name] = Persona(name=name, **values, **lists)
         routes = {kind: _table(data, kind, where) for kind in ("numbers", "devices")}
         for kind, table in routes.items():
             for key, name in table.items():

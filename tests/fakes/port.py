@@ -54,6 +54,7 @@ class RecordingPort:
     chunk_ms: int = 40
     lead_ms: int = 400
     transport: str = "fake"
+    resumable: bool = True
     #: False: playback is never confirmed (``unacked_ms`` keeps growing)
     confirm_playback: bool = True
     calls: list[PortCall] = field(default_factory=list)

@@ -77,6 +77,9 @@ class FakeSession:
     config: dict[str, Any] = field(default_factory=dict)
     #: generated audio per assistant item, in ms (truncation is checked against it)
     items_ms: dict[str, float] = field(default_factory=dict)
+    #: committed user audio items still in the conversation, and those deleted
+    user_items: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     closed: bool = False
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -282,6 +285,7 @@ class _Connection:
         self.ws = ws
         self.session = session
         self.vad = _Vad()
+        self.speech_item = ""
         self.response_task: asyncio.Task[None] | None = None
         self.response_id: str | None = None
         self.response_metadata: dict[str, Any] | None = None
@@ -334,6 +338,15 @@ class _Connection:
                 await self.error("invalid_value", "audio_end_ms is past the audio", event)
             else:
                 await self.send({"type": "conversation.item.truncated", **event})
+        elif kind == "conversation.item.delete":
+            item_id = event.get("item_id", "")
+            if item_id in self.session.user_items:
+                self.session.user_items.remove(item_id)
+            elif self.session.items_ms.pop(item_id, None) is None:
+                await self.error("item_not_found", "no such item", event)
+                return
+            self.session.deleted.append(item_id)
+            await self.send({"type": "conversation.item.deleted", "item_id": item_id})
         elif kind == "conversation.item.create":
             item = {"id": self.fake.next_id("item"), **event.get("item", {})}
             await self.send({"type": "conversation.item.added", "item": item})
@@ -346,8 +359,9 @@ class _Connection:
         detection = self.session.turn_detection
         silence_ms = int(detection.get("silence_duration_ms", 500))
         for what in self.vad.push(pcm, rate_hz, silence_ms):
-            item_id = self.fake.next_id("item")
             if what == "started":
+                # the user item that the speech becomes is named when it starts
+                self.speech_item = item_id = self.fake.next_id("item")
                 await self.send(
                     {
                         "type": "input_audio_buffer.speech_started",
@@ -358,6 +372,8 @@ class _Connection:
                 if detection.get("interrupt_response", True) and self.response_task is not None:
                     await self.stop_response(status="cancelled")
                 continue
+            item_id = self.speech_item
+            self.session.user_items.append(item_id)
             await self.send(
                 {
                     "type": "input_audio_buffer.speech_stopped",

@@ -65,6 +65,9 @@ class RecordingObserver(SessionObserver):
     def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         self._add("barge_in", turn_id, heard_ms)
 
+    def on_false_interruption(self, session: ObservedCall, turn_id: int, paused_ms: float) -> None:
+        self._add("false_interruption", turn_id, paused_ms)
+
     def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         self._add("agent_error", kind)
 

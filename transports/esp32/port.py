@@ -53,6 +53,9 @@ class Esp32Device:
 class Esp32Port:
     transport = "esp32"
     wire_out = PCM16_24K
+    #: a stopped response is closed (COMPLETE) and the toy then listens; besides, it never
+    #: sends its microphone while it speaks, so only its INTERRUPT button stops a reply
+    resumable = False
 
     def __init__(
         self,

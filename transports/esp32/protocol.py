@@ -193,7 +193,7 @@ class Esp32Protocol:
         self.refresh(now_ms)
         if self.state not in INBOUND["audio"]:
             self.counters.upstream_discarded_bytes += len(data)
-            self._aligner.reset()
+            self._aligner.align(data)  # dropped, but the stream stays sample-aligned
             return []
         self.counters.upstream_bytes += len(data)
         data = self._aligner.align(data)

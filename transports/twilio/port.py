@@ -43,6 +43,8 @@ class TwilioPort:
     transport = "twilio"
     wire_in = ULAW_8K
     wire_out = ULAW_8K
+    #: after a ``clear``, more ``media`` simply plays
+    resumable = True
 
     def __init__(self, link: Link, proto: TwilioProtocol, options: TwilioOptions) -> None:
         self.chunk_ms = options.chunk_ms

@@ -102,6 +102,10 @@ class CascadeAgent(Agent):
         return self._persona
 
     @property
+    def backchannels(self) -> tuple[str, ...]:
+        return self._persona.backchannels
+
+    @property
     def commits_turns(self) -> bool:
         listening = self._listening
         return listening is not None and listening.live
@@ -185,6 +189,11 @@ class CascadeAgent(Agent):
             await self._say(turn_id, self._cfg.farewell, out)
         except Exception as exc:  # the call ends anyway; a failed goodbye must not stop that
             self.log.warning("farewell failed: %r", exc)
+
+    async def words_in(self, utterance: bytes) -> str:
+        """The speech stage's one-shot transcription of the sound (a streaming stage has one
+        too); the session bounds the wait."""
+        return await self._transcribe(0, utterance, Deadline(self._cfg.turn_deadline_s))
 
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
         if turn_id == self._greeting_turn and self._greeting is not None:

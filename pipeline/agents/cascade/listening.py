@@ -117,7 +117,11 @@ class Listening:
             if stale.run is not None:
                 self._out.tasks.spawn(stale.run.cancel(), "drop-eager", supervised=False)
         self._committed.clear()
-        self._committed[self._out.commit_turn()] = heard
+        turn_id = self._out.commit_turn(heard.text if not heard.utterance else None)
+        if turn_id is not None:
+            self._committed[turn_id] = heard
+        elif heard.run is not None:  # an "uh-huh" over the reply: not a turn, not answered
+            self._out.tasks.spawn(heard.run.cancel(), "drop-eager", supervised=False)
 
     def lost(self, exc: Exception) -> None:
         if self.live:

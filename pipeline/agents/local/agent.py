@@ -19,7 +19,13 @@ from datetime import datetime
 
 from pipeline.agents.base import Agent, AgentFactory, AgentOutput, CallInfo
 from pipeline.agents.early import EarlyWork
-from pipeline.agents.local.dialogue import RECOGNIZER_PROMPT, Dialogue, Phrases, Reply
+from pipeline.agents.local.dialogue import (
+    BACKCHANNEL_PROMPT,
+    RECOGNIZER_PROMPT,
+    Dialogue,
+    Phrases,
+    Reply,
+)
 from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import RECOGNIZER_RATE_HZ, Recognizer
 from pipeline.agents.local.intents import guessable, understood
@@ -27,8 +33,11 @@ from pipeline.agents.local.speech_cache import CachedSpeaker
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.agents.sentences import split_sentences, spoken_pieces
 from pipeline.audio import AudioSpec
+from pipeline.interruptions import DEFAULT_BACKCHANNELS, Backchannels
 
 log = logging.getLogger("pipeline.agents.local")
+
+_BACKCHANNELS = Backchannels(DEFAULT_BACKCHANNELS)
 
 
 def load_speaker(preferred: str = "piper") -> Speaker:
@@ -89,6 +98,17 @@ class LocalAgent(Agent):
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
         if self._greeting is not None and self._greeting[0] == turn_id:
             self._stop_greeting()
+
+    async def words_in(self, utterance: bytes) -> str:
+        """Whisper, expecting a backchannel: a reading that is one, nearly as likely as the
+        first, wins (the second reading of :meth:`Recognizer.transcribe`)."""
+        return await asyncio.to_thread(
+            self._recognizer.transcribe,
+            utterance,
+            _BACKCHANNELS.only_backchannels,
+            None,
+            BACKCHANNEL_PROMPT,
+        )
 
     def _stop_greeting(self) -> None:
         greeting, self._greeting = self._greeting, None

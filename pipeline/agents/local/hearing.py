@@ -121,6 +121,8 @@ class Recognizer:
         self._storage_view: Any = None  # ctranslate2.StorageView, kept from load()
         self._tokenizer: Any = None
         self._prompt_ids: list[int] = []
+        #: decoder starts by prompt (the recogniser's own, a backchannel check's)
+        self._prompts: dict[str, list[int]] = {}
 
     def load(self) -> None:
         """Check and load the model (blocking, ~0.5-1 s); later calls return at once."""
@@ -142,15 +144,10 @@ class Recognizer:
                     )
             hf = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
             tokenizer = Tokenizer(hf, multilingual=False)
-            prompt_ids = (
-                [tokenizer.sot_prev, *tokenizer.encode(" " + self.prompt.strip())]
-                if self.prompt.strip()
-                else []
-            )
-            self._prompt_ids = [*prompt_ids, tokenizer.sot, tokenizer.no_timestamps]
+            self._tokenizer = tokenizer
+            self._prompt_ids = self._ids_for(self.prompt)
             self._features = FeatureExtractor()
             self._storage_view = ctranslate2.StorageView
-            self._tokenizer = tokenizer
             self._model = ctranslate2.models.Whisper(
                 str(directory),
                 device="cpu",
@@ -159,11 +156,25 @@ class Recognizer:
                 intra_threads=self._threads,
             )
 
+    def _ids_for(self, prompt: str) -> list[int]:
+        """The decoder's start: the prompt (as "previous text"), then the transcript's start."""
+        cached = self._prompts.get(prompt)
+        if cached is not None:
+            return cached
+        tokenizer = self._tokenizer
+        previous = (
+            [tokenizer.sot_prev, *tokenizer.encode(" " + prompt.strip())] if prompt.strip() else []
+        )
+        ids = [*previous, tokenizer.sot, tokenizer.no_timestamps]
+        self._prompts[prompt] = ids
+        return ids
+
     def transcribe(
         self,
         pcm16_16k: bytes,
         wanted: Callable[[str], bool] | None = None,
         guessable: Callable[[str], bool] | None = None,
+        prompt: str | None = None,
     ) -> str:
         """The words in one utterance (PCM16, 16 kHz), blocking; "" for noise or silence.
 
@@ -172,8 +183,10 @@ class Recognizer:
         the first that scores nearly as well and is ``guessable`` (default: ``wanted``) is
         taken: a robotic "What day is it?" first read as "What may it be?" is often "What
         day is it?" one rank down. A listener excludes there what it would rather not act
-        on from a guess (a goodbye that ends the call)."""
+        on from a guess (a goodbye that ends the call). ``prompt``: what to expect this time
+        (default: the recogniser's own)."""
         self.load()
+        prompt_ids = self._prompt_ids if prompt is None else self._ids_for(prompt)
         audio = np.frombuffer(pcm16_16k, np.int16).astype(np.float32) / 32768.0
         speech_s = len(audio) / RECOGNIZER_RATE_HZ
         if speech_s < _MIN_SPEECH_S:
@@ -189,10 +202,10 @@ class Recognizer:
         max_tokens = max(_MIN_TOKENS, math.ceil(speech_s * _TOKENS_PER_S))
         [result] = self._model.generate(
             encoded,
-            [self._prompt_ids],
+            [prompt_ids],
             beam_size=1,
             repetition_penalty=_REPETITION_PENALTY,
-            max_length=len(self._prompt_ids) + max_tokens,  # the prompt counts
+            max_length=len(prompt_ids) + max_tokens,  # the prompt counts
             return_scores=True,
             return_no_speech_prob=True,
         )
@@ -203,20 +216,20 @@ class Recognizer:
         text = self._text(ids)
         if wanted is None or wanted(text):
             return text
-        return self._second_reading(encoded, max_tokens, guessable or wanted) or text
+        return self._second_reading(encoded, prompt_ids, max_tokens, guessable or wanted) or text
 
     def _second_reading(
-        self, encoded: Any, max_tokens: int, wanted: Callable[[str], bool]
+        self, encoded: Any, prompt_ids: list[int], max_tokens: int, wanted: Callable[[str], bool]
     ) -> str | None:
         """The best wanted reading among the beam search's top few, if it scores within
         :data:`_ALTERNATIVE_MARGIN` of the best reading and above the noise floor; else None."""
         [result] = self._model.generate(
             encoded,
-            [self._prompt_ids],
+            [prompt_ids],
             beam_size=_BEAM_SIZE,
             num_hypotheses=_ALTERNATIVES,
             repetition_penalty=_REPETITION_PENALTY,
-            max_length=len(self._prompt_ids) + max_tokens,
+            max_length=len(prompt_ids) + max_tokens,
             return_scores=True,
         )
         floor = max(result.scores[0] - _ALTERNATIVE_MARGIN, _ALTERNATIVE_MIN_SCORE)

@@ -20,9 +20,11 @@ ways (Twilio's μ-law bytes are what the model hears); toys use 24 kHz PCM16, wh
 output already is, so only the 16 -> 24 kHz microphone side is resampled, once, by the session.
 
 The pipeline owns barge-in. Server VAD reports speech (``interrupt_response`` is off);
-the session clears playback and tells us what the caller *heard*; we cancel the response if
-it is still generating and truncate the assistant item at that position, so the model's
-memory of the conversation matches what the caller actually heard.
+the session stops playback and judges the sound (``pipeline/barge_in.py``). A real
+interruption: we cancel the response if it is still generating and truncate the assistant
+item at what the caller *heard*, so the model's memory matches what the caller actually
+heard, then ask for the answer to the interrupting turn. A false one (a cough, an "uh-huh"):
+the reply goes on and the sound's items are deleted (``judged.py``).
 """
 
 from __future__ import annotations
@@ -107,7 +109,17 @@ class RealtimeAgent(Agent):
     def dropped_ms(self) -> float:
         return self.input_spec.duration_ms(self._link.inbox.dropped_bytes)
 
+    def interruption_dismissed(self, turn_id: int) -> None:
+        """Not an interruption: the server's items of that sound leave the conversation."""
+        for item_id in self._events.items.harmless():
+            self._link.send(events.item_delete(item_id))
+
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
+        self._cut(turn_id, heard_ms)
+        if self._events.items.real():  # the interrupting turn, committed while it was judged
+            self._events.answer()
+
+    def _cut(self, turn_id: int, heard_ms: float) -> None:
         turns = self._turns
         if turns.pending == turn_id:
             turns.pending = None

@@ -42,13 +42,15 @@ def audio_format(spec: AudioSpec) -> Event:
 
 
 def turn_detection(config: RealtimeConfig) -> Event:
+    """The server finds the caller's turns; the bridge owns barge-in (it judges each sound
+    over a reply, cancels and truncates at what the caller heard) and asks for each answer
+    itself, so a cough or an "uh-huh" over a reply is never answered (``judged.py``)."""
     if config.turn_detection == "semantic_vad":
-        return {"type": "semantic_vad", "create_response": True, "interrupt_response": False}
+        return {"type": "semantic_vad", "create_response": False, "interrupt_response": False}
     return {
         "type": "server_vad",
         "silence_duration_ms": config.silence_ms,
-        "create_response": True,
-        # The bridge owns barge-in: it cancels and truncates at what the caller heard.
+        "create_response": False,
         "interrupt_response": False,
     }
 
@@ -83,6 +85,16 @@ def response_create(turn_id: int, instructions: str = "") -> Event:
     if instructions:
         response["instructions"] = instructions
     return {"type": "response.create", "response": response}
+
+
+def answer() -> Event:
+    """Answer the caller's committed turn (the server does not by itself)."""
+    return {"type": "response.create"}
+
+
+def item_delete(item_id: str) -> Event:
+    """Forget a user item: a sound over a reply that was not an interruption."""
+    return {"type": "conversation.item.delete", "item_id": item_id}
 
 
 def response_cancel(response_id: str) -> Event:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.agents.base import AgentOutput
 from pipeline.agents.realtime import events
+from pipeline.agents.realtime.judged import Commit, JudgedItems
 from pipeline.agents.realtime.speaker import Speaker
 from pipeline.agents.realtime.turns import Response, Turns
 from pipeline.call_logger import CallLog
@@ -48,6 +49,8 @@ class ServerEvents:
         self.log = log
         #: the call, once the agent has started
         self.out: AgentOutput | None = None
+        #: which user items are answered, held for a verdict or deleted
+        self.items = JudgedItems()
 
     def on_message(self, message: str | bytes) -> None:
         try:
@@ -84,9 +87,20 @@ class ServerEvents:
             active.cancelled = True
             self.send(events.response_cancel(active.response_id))
         self.out.user_speech_started()
+        self.items.speech_started(str(event.get("item_id") or ""), self.out.judging_sound())
 
     def _on_committed(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id") or "")
+        commit = self.items.committed(item_id)
+        if commit is Commit.ANSWER:
+            self.answer()
+        elif commit is Commit.DELETE:
+            self.send(events.item_delete(item_id))
+
+    def answer(self) -> None:
+        """Ask the model to answer the caller's committed turn."""
         self.turns.awaiting_answer = True
+        self.send(events.answer())
 
     def _on_user_transcript(self, event: dict[str, Any]) -> None:
         text = str(event.get("transcript") or "").strip()

@@ -59,11 +59,14 @@ class RecordingOutput:
     def end_turn(self, turn_id: int) -> None:
         pass
 
-    def commit_turn(self) -> int:
-        return self.begin_turn()
+    def commit_turn(self, words: str | None = None) -> int | None:
+        raise AssertionError("the local agent's turns come from the endpointer")
 
     def user_speech_started(self) -> None:
         pass
+
+    def judging_sound(self) -> bool:
+        return False
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.transcripts.append((turn_id, role, text))

@@ -53,6 +53,10 @@ class Mic:
         sent. Holds the mic, so idle silence pauses meanwhile."""
         sent = 0
         async with self._lock:
+            if self.bytes_sent % 2:
+                # the mic is one stream of samples, however it is cut into messages: finish
+                # the silent sample the idle messages split (odd sizes) before the speech
+                audio = b"\x00" + audio
             for offset in range(0, len(audio), self.chunk_bytes):
                 chunk = audio[offset : offset + self.chunk_bytes]
                 if not await self._send_chunk(chunk, realtime):
