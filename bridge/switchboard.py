@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 
 from pipeline.agents.base import AgentFactory, CallInfo
+from pipeline.endpointing import native_spec
 from pipeline.lifecycle import Ending
 from pipeline.observers import SessionObserver
 from pipeline.ports import CallPort
@@ -52,7 +53,7 @@ class Switchboard:
         call = CallInfo(
             call_id=request.call_id,
             transport=request.transport,
-            native_in=CallSession.native_spec(port.wire_in),
+            native_in=native_spec(port.wire_in),
             caller=request.caller,
             callee=request.callee,
             params=dict(request.params),

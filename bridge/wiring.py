@@ -21,6 +21,7 @@ from pipeline.agents.providers.openai.stt import TranscriptionOptions
 from pipeline.agents.providers.openai.tts import SpeechOptions
 from pipeline.agents.realtime.config import RealtimeConfig, realtime_url
 from pipeline.endpointing import EndpointerConfig
+from pipeline.interruptions import InterruptionConfig
 from pipeline.session_config import SessionConfig
 from transports.esp32.port import Esp32Options
 from transports.twilio.binding import StreamTokens
@@ -39,14 +40,22 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
             tentative_ms=settings.early_transcription_ms,
         )
 
+    interruptions = InterruptionConfig(
+        judge=settings.judge_interruptions,
+        window_ms=settings.interruption_window_ms,
+        end_silence_ms=settings.interruption_end_ms,
+        backchannels=tuple(p.strip() for p in settings.backchannels.split(",") if p.strip()),
+    )
     return {
         "twilio": SessionConfig(
             endpointer=endpointer(settings.vad_silence_ms),
+            interruptions=interruptions,
             idle_timeout_s=settings.call_idle_timeout_s,
             max_duration_s=settings.max_call_s,
         ),
         "esp32": SessionConfig(
             endpointer=endpointer(settings.esp32_silence_ms),
+            interruptions=interruptions,
             idle_timeout_s=settings.esp32_idle_timeout_s,
             max_duration_s=settings.esp32_max_session_s,
             spoken_apology=False,

@@ -19,10 +19,12 @@ skip the judging: every such stop is real.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from pipeline.endpointing import UserTurn
+from pipeline.agents.base import Agent
+from pipeline.endpointing import Endpointer, UserTurn
 from pipeline.interruptions import (
     Backchannels,
     Decision,
@@ -32,10 +34,32 @@ from pipeline.interruptions import (
     Verdict,
     verdict_of,
 )
+from pipeline.observers import ObservedCall, SessionObserver
+from pipeline.playout import Playout
+from pipeline.tasks import TaskSet
 from pipeline.voicing import voiced_ms
 
-if TYPE_CHECKING:
-    from pipeline.session import CallSession
+
+class Call(ObservedCall, Protocol):
+    """What barge-in needs of its call (a :class:`~pipeline.session.CallSession`)."""
+
+    agent: Agent
+    playout: Playout
+    endpointer: Endpointer
+    tasks: TaskSet
+    observer: SessionObserver
+    clock: Callable[[], float]
+
+    def stop_current_turn(self) -> int | None:
+        """Cancel the current turn's generation and queued audio; its id."""
+        ...
+
+    def agent_audio(self, pcm16: bytes) -> bytes:
+        """Endpointer audio as the agent takes it."""
+        ...
+
+    def user_turn(self, turn: UserTurn) -> None:
+        """Commit a turn the endpointer ended."""
 
 
 @dataclass(slots=True, eq=False)
@@ -58,7 +82,7 @@ class Pause:
 class BargeIn:
     """The session's barge-in: one pause at a time."""
 
-    def __init__(self, session: CallSession, config: InterruptionConfig) -> None:
+    def __init__(self, session: Call, config: InterruptionConfig) -> None:
         self._session = session
         self._cfg = config
         self.backchannels = Backchannels(session.agent.backchannels or config.backchannels)
@@ -67,12 +91,17 @@ class BargeIn:
         #: (until the caller's next onset)
         self.dismissed = False
 
+    @property
+    def judging(self) -> bool:
+        """A sound is judged, or was judged harmless and the caller has made no other."""
+        return self.pause is not None or self.dismissed
+
     # -- the sound starts ------------------------------------------------------------------
 
     def speech_started(self, turn_id: int) -> None:
         """The caller's sound started over ``turn_id``: stop playback, judge or yield."""
-        if self.pause is not None:
-            return  # already judging this sound
+        if self.judging:
+            return  # this sound is being judged, or was judged harmless
         session = self._session
         if not self._cfg.judge or not session.port.resumable:
             self.now()

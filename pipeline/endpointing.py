@@ -19,6 +19,7 @@ from enum import Enum
 
 import webrtcvad
 
+from pipeline.audio import PCM16_16K, AudioSpec
 from pipeline.g711 import rms_pcm16
 
 VAD_RATES_HZ = (8000, 16000, 32000, 48000)
@@ -45,6 +46,12 @@ class EndpointerConfig:
     #: earlier than ``trailing_keep_ms``, or it would lack silence the committed turn keeps;
     #: at or past ``silence_ms`` it would come with the turn itself, so it is not sent.
     tentative_ms: int = 200
+
+
+def native_spec(wire_in: AudioSpec) -> AudioSpec:
+    """The PCM16 format the endpointer (and a non-streaming agent) takes for ``wire_in``."""
+    rate = wire_in.rate_hz if wire_in.rate_hz in VAD_RATES_HZ else PCM16_16K.rate_hz
+    return AudioSpec("pcm16", rate)
 
 
 class EndpointEvent(Enum):

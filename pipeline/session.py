@@ -25,16 +25,10 @@ from typing import Any
 
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.apology import apology_audio
-from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from pipeline.audio import Converter
 from pipeline.barge_in import BargeIn
 from pipeline.call_logger import CallLog
-from pipeline.endpointing import (
-    VAD_RATES_HZ,
-    Endpointer,
-    EndpointEvent,
-    TentativeTurn,
-    UserTurn,
-)
+from pipeline.endpointing import Endpointer, EndpointEvent, TentativeTurn, UserTurn, native_spec
 from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout
@@ -82,7 +76,7 @@ class CallSession(AgentOutput):
         #: sees the call's audio both ways (a recording); None costs nothing per frame
         self.tap: AudioTap | None = None
         # inbound: wire -> PCM16 at a rate the endpointer accepts
-        self.vad_spec = self.native_spec(port.wire_in)
+        self.vad_spec = native_spec(port.wire_in)
         self._to_vad = Converter(port.wire_in, self.vad_spec)
         self.endpointer = Endpointer(self.vad_spec.rate_hz, cfg.endpointer)
         self._to_agent: Converter | None = None
@@ -92,12 +86,6 @@ class CallSession(AgentOutput):
             port, agent.output_spec, cfg.playout, clock=clock, on_first_audio=self._first_audio
         )
         self.barge_in = BargeIn(self, cfg.interruptions)
-
-    @staticmethod
-    def native_spec(wire_in: AudioSpec) -> AudioSpec:
-        """The PCM16 format a session hands to non-streaming agents for ``wire_in``."""
-        rate = wire_in.rate_hz if wire_in.rate_hz in VAD_RATES_HZ else PCM16_16K.rate_hz
-        return AudioSpec("pcm16", rate)
 
     def attach_tap(self, tap: AudioTap) -> None:
         """Show ``tap`` every inbound frame and every outbound chunk from now on."""
@@ -379,14 +367,11 @@ class CallSession(AgentOutput):
         agent's late report of a sound already judged harmless is not a new one."""
         self.last_activity = self.clock()
         turn = self._current_turn
-        if turn is None or not self.responding or self.phase not in LISTENING:
-            return
-        if self.barge_in.dismissed:
-            return
-        self.barge_in.speech_started(turn)
+        if turn is not None and self.responding and self.phase in LISTENING:
+            self.barge_in.speech_started(turn)
 
     def judging_sound(self) -> bool:
-        return self.barge_in.pause is not None or self.barge_in.dismissed
+        return self.barge_in.judging
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.observer.on_transcript(self, turn_id, role, text)

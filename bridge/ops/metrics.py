@@ -129,7 +129,17 @@ class Metrics:
             registry=registry,
         )
         self.barge_ins = Counter(
-            "bridge_barge_ins", "Replies cut off by the caller.", ["transport"], registry=registry
+            "bridge_barge_ins",
+            "Replies cut off by the caller (real interruptions).",
+            ["transport"],
+            registry=registry,
+        )
+        self.false_interruptions = Counter(
+            "bridge_false_interruptions",
+            "Sounds over a reply judged not to be interruptions (noise, a cough, an "
+            "'uh-huh'): the reply went on.",
+            ["transport"],
+            registry=registry,
         )
         self.agent_errors = Counter(
             "bridge_agent_errors",
@@ -193,6 +203,9 @@ class MetricsObserver(SessionObserver):
 
     def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         self._m.barge_ins.labels(session.call.transport).inc()
+
+    def on_false_interruption(self, session: ObservedCall, turn_id: int, paused_ms: float) -> None:
+        self._m.false_interruptions.labels(session.call.transport).inc()
 
     def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         self._m.agent_errors.labels(session.call.transport, self._m.error_kind_label(kind)).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.settings.fields import setting
+from pipeline.interruptions import DEFAULT_BACKCHANNELS
 
 
 @dataclass(frozen=True)
@@ -46,4 +47,33 @@ class TurnsSettings:
         "Longest user turn before it is committed anyway.",
         min_value=1000,
         max_value=120_000,
+    )
+    judge_interruptions: bool = setting(
+        "BRIDGE_JUDGE_INTERRUPTIONS",
+        True,
+        "A sound over a reply stops it at once, then is judged: speech that goes on, or "
+        'words that are not a backchannel, cut the reply; noise, a cough or an "uh-huh" '
+        "let it go on from where the caller stopped hearing it. Off: every sound that "
+        "opens a turn cuts the reply.",
+    )
+    interruption_window_ms: int = setting(
+        "BRIDGE_INTERRUPTION_WINDOW_MS",
+        700,
+        "A sound over a reply still going on this long after it began is a real interruption.",
+        min_value=300,
+        max_value=3000,
+    )
+    interruption_end_ms: int = setting(
+        "BRIDGE_INTERRUPTION_END_MS",
+        300,
+        "Quiet that ends a sound over a reply (then judged by its voice and words); longer "
+        "than the pauses inside a sentence.",
+        min_value=100,
+        max_value=1000,
+    )
+    backchannels: str = setting(
+        "BRIDGE_BACKCHANNELS",
+        ", ".join(DEFAULT_BACKCHANNELS),
+        "What callers say over a reply that is not an interruption, comma-separated (a "
+        "persona's `backchannels` list replaces it).",
     )

@@ -29,6 +29,11 @@ class EarlyWork(Generic[T]):
         self.drop()
         self._pending = utterance, task
 
+    def peek(self, utterance: bytes) -> asyncio.Task[T] | None:
+        """The work started on exactly ``utterance``, left pending for its turn to take."""
+        pending = self._pending
+        return pending[1] if pending is not None and pending[0] == utterance else None
+
     def take(self, utterance: bytes) -> asyncio.Task[T] | None:
         """The work started on exactly ``utterance``, now the caller's to await; None (and
         whatever was pending cancelled) if there is none for this audio."""

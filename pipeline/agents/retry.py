@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -58,10 +57,14 @@ class RetryPolicy:
 
 
 class Deadline:
-    """How long a turn may go without progress before it is given up."""
+    """How long a turn may go without progress before it is given up.
 
-    def __init__(self, budget_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    Timed by the event loop's clock (by default), the clock its retries sleep on: under a
+    virtual-time loop the budget runs out with the sleeps, as it does for real."""
+
+    def __init__(self, budget_s: float, clock: Callable[[], float] | None = None) -> None:
         self.budget_s = budget_s
+        clock = clock or asyncio.get_running_loop().time
         self._clock = clock
         self._ends_at = clock() + budget_s
 

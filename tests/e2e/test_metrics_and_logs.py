@@ -44,13 +44,15 @@ async def test_metrics_follow_real_calls(
     await peer.wait_closed(5)
     await peer.close()
 
-    # a barge-in: the caller talks over a long reply
-    talker = await open_call(server, params={"reply_ms": "8000"})
+    # over a long reply, the caller says one short word (the reply goes on), then talks
+    talker = await open_call(server, params={"reply_ms": "12000"})
     await say(talker, hello_ulaw, tail_ms=700)
     await talker.wait_for_media(1, timeout_s=5)
     await talker.silence(800)
-    await talker.stream(interrupt_ulaw[:4000])
-    assert len(talker.timeline.clears) == 1
+    await talker.stream(interrupt_ulaw[:4000])  # "Wait," alone: short, so not an interruption
+    await talker.silence(1000)
+    await talker.stream(interrupt_ulaw)  # speech that goes on: a real one
+    assert len(talker.timeline.clears) == 2
     await talker.close()
 
     # an agent error
@@ -75,6 +77,7 @@ async def test_metrics_follow_real_calls(
     assert sample(after, "bridge_turn_latency_seconds_bucket", transport="twilio", le="1.0") == 3
     assert sample(after, "bridge_turn_latency_seconds_bucket", transport="esp32", le="5.0") == 0
     assert sample(after, "bridge_barge_ins_total", transport="twilio") == 1
+    assert sample(after, "bridge_false_interruptions_total", transport="twilio") == 1
     kind = {"transport": "twilio", "kind": "RuntimeError"}
     assert sample(after, "bridge_agent_errors_total", **kind) == 1
     # the loop-lag monitor has been sampling all along, and the loop was never stalled long

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.agents.base import Agent, CallInfo
 from pipeline.audio import PCM16_16K, AudioSpec, Converter
+from pipeline.endpointing import native_spec
 from pipeline.observers import ObservedCall, SessionObserver
 from pipeline.session import CallSession
 from pipeline.session_config import SessionConfig
@@ -89,7 +90,7 @@ class Core:
         wire = wire or PCM16_16K  # toy-like unless the test names a wire
         self.port = RecordingPort(loop.time, wire_in=wire, wire_out=wire, **port_options)  # type: ignore[arg-type]
         self.observer = RecordingObserver()
-        info = CallInfo("call-1", "fake", CallSession.native_spec(wire))
+        info = CallInfo("call-1", "fake", native_spec(wire))
         self.agent = agent
         self.session = CallSession(info, self.port, agent, config, self.observer, loop.time)
         self.closed = asyncio.Event()

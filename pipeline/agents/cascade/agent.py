@@ -192,8 +192,14 @@ class CascadeAgent(Agent):
 
     async def words_in(self, utterance: bytes) -> str:
         """The speech stage's one-shot transcription of the sound (a streaming stage has one
-        too); the session bounds the wait."""
-        return await self._transcribe(0, utterance, Deadline(self._cfg.turn_deadline_s))
+        too), kept as early work: if the sound was the caller taking the turn, the turn is
+        this very audio and its transcription is not asked for twice. The session bounds
+        the wait (shielded: the turn may still take the work)."""
+        task = self._early.peek(utterance)
+        if task is None:
+            self.prepare(0, utterance)
+            task = self._early.peek(utterance)
+        return await asyncio.shield(task) if task is not None else ""
 
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
         if turn_id == self._greeting_turn and self._greeting is not None:
