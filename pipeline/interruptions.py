@@ -35,6 +35,7 @@ DEFAULT_BACKCHANNELS = (
     "mm",
     "yeah",
     "yep",
+    "yup",
     "yes",
     "okay",
     "ok",
@@ -97,6 +98,11 @@ def _normalised(text: str) -> str:
     return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split())
 
 
+#: a hum however a recogniser spells it ("mm", "mmm", "hmm", "mhm", "uh", "uhh", "ah"), or a
+#: lone letter other than "a" and "i": what is left of a hum it half spelled ("Mm-s.")
+_HUM = re.compile(r"(?:h*m+h*)+|h?u+h+|h?a+h+|[b-hj-z]")
+
+
 class Backchannels:
     """Whether a recognised text is only listening noises ("Yeah, okay." is; "Yeah, but…" is
     not)."""
@@ -117,7 +123,9 @@ class Backchannels:
                     at += len(phrase)
                     break
             else:
-                return False
+                if not _HUM.fullmatch(words[at]):
+                    return False
+                at += 1
         return True
 
 

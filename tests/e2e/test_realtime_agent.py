@@ -104,11 +104,13 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(
     line = PhoneLine(peer)
     line.say(speech_ulaw(800))
     await wait_for(lambda: len(peer.played) >= 8 * 1500, what="1.5 s of the reply")
-    line.say(speech_ulaw(600, 900.0))
+    line.say(speech_ulaw(1500, 900.0))  # speech that goes on: a real interruption
     await wait_for(lambda: bool(peer.timeline.clears), what="the clear")
     heard_ms = len(peer.played) / 8
     await fake.wait_until(lambda: bool(fake.events("conversation.item.truncate")), what="truncate")
     await fake.wait_until(lambda: bool(fake.events("response.cancel")), what="cancel")
+    # the interrupting turn is answered: the bridge asks for it once the server commits it
+    await fake.wait_until(lambda: len(fake.events("response.create")) == 2, what="the answer")
     await line.stop()
     await peer.close()
 
@@ -121,6 +123,34 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(
     assert fake.events("response.cancel")[0]["response_id"] == first_response
     assert not session.sent_of_type("error")  # both were valid when they arrived
     assert heard_ms < 4000  # the rest of the 8 s reply was never played
+    assert session.deleted == []
+
+
+async def test_a_short_sound_over_the_reply_is_forgotten_and_the_reply_goes_on(
+    make_server: MakeServer, fake: FakeRealtime
+) -> None:
+    fake.pace = 1.0
+    fake.default_reply = Reply(audio_ms=4000)
+    server, _, _ = start_bridge(make_server, fake)
+    peer = await open_call(server)
+    line = PhoneLine(peer)
+    line.say(speech_ulaw(800))
+    await wait_for(lambda: len(peer.played) >= 8 * 1500, what="1.5 s of the reply")
+    line.say(speech_ulaw(400, 900.0))  # an "uh-huh": short, and our VAD hears it
+    await wait_for(lambda: bool(peer.timeline.clears), what="the stop")
+    session = fake.sessions[0]
+    await fake.wait_until(lambda: bool(session.deleted), what="the sound's item deleted")
+    await wait_for(lambda: len(peer.played) >= 8 * 4000, what="the whole reply", timeout_s=10)
+    await line.stop()
+    await peer.close()
+
+    assert fake.events("response.cancel") == [] and fake.events("conversation.item.truncate") == []
+    assert len(fake.events("response.create")) == 1  # the question's; the sound is not answered
+    committed = session.sent_of_type("input_audio_buffer.committed")
+    (first_item, second_item) = [e["item_id"] for e in committed]
+    assert session.deleted == [second_item] and session.user_items == [first_item]
+    # the caller heard every bit of the reply: what the stop cut was sent again
+    assert len(peer.played) >= len(reply_ulaw(fake.default_reply))
 
 
 async def test_end_call_hangs_up_after_the_goodbye(

@@ -23,14 +23,27 @@ BACKCHANNELS = Backchannels(DEFAULT_BACKCHANNELS)
 
 @pytest.mark.parametrize(
     "text",
-    ["Uh-huh.", "Mm-hmm.", "mhm", "Yeah.", "Yeah, okay.", "OK", "Right, right.", "All right!", ""],
+    [
+        "Uh-huh.",
+        "Mm-hmm.",
+        "mhm",
+        "Hmmm.",
+        "Mm-s.",
+        "Yeah.",
+        "Yeah, okay.",
+        "OK",
+        "Right, right.",
+        "All right!",
+        "",
+    ],
 )
 def test_listening_noises_are_backchannels(text: str) -> None:
     assert BACKCHANNELS.only_backchannels(text)
 
 
 @pytest.mark.parametrize(
-    "text", ["Stop.", "Wait.", "Yeah, but what about tomorrow?", "No.", "Okay stop", "Hello."]
+    "text",
+    ["Stop.", "Wait.", "Yeah, but what about tomorrow?", "No.", "Okay stop", "Hello.", "I have."],
 )
 def test_anything_else_is_not(text: str) -> None:
     assert not BACKCHANNELS.only_backchannels(text)

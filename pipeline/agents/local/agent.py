@@ -33,11 +33,8 @@ from pipeline.agents.local.speech_cache import CachedSpeaker
 from pipeline.agents.local.voice import PiperSpeaker, Speaker
 from pipeline.agents.sentences import split_sentences, spoken_pieces
 from pipeline.audio import AudioSpec
-from pipeline.interruptions import DEFAULT_BACKCHANNELS, Backchannels
 
 log = logging.getLogger("pipeline.agents.local")
-
-_BACKCHANNELS = Backchannels(DEFAULT_BACKCHANNELS)
 
 
 def load_speaker(preferred: str = "piper") -> Speaker:
@@ -100,14 +97,10 @@ class LocalAgent(Agent):
             self._stop_greeting()
 
     async def words_in(self, utterance: bytes) -> str:
-        """Whisper, expecting a backchannel: a reading that is one, nearly as likely as the
-        first, wins (the second reading of :meth:`Recognizer.transcribe`)."""
+        """Whisper's first reading, with a prompt that expects a backchannel or a "stop". Not
+        the second reading: asked to prefer a backchannel, it read "Stop." as "Uh-huh."."""
         return await asyncio.to_thread(
-            self._recognizer.transcribe,
-            utterance,
-            _BACKCHANNELS.only_backchannels,
-            None,
-            BACKCHANNEL_PROMPT,
+            self._recognizer.transcribe, utterance, None, None, BACKCHANNEL_PROMPT
         )
 
     def _stop_greeting(self) -> None:
