@@ -75,6 +75,8 @@ class Pause:
     resume_ms: float = 0.0
     #: the sound has ended and the recogniser is listening to it
     hearing: bool = False
+    #: quiet that ends the sound (0: the configured ``end_silence_ms``)
+    end_ms: int = 0
     #: a user turn the endpointer ended while the sound was judged
     held_turns: list[UserTurn] = field(default_factory=list)
 
@@ -116,6 +118,7 @@ class BargeIn:
 
     async def _stop(self, pause: Pause) -> None:
         session = self._session
+        await session.playout.settled()  # a chunk on its way goes first, then the stop
         heard_ms = await session.port.interrupt(pause.turn_id)
         pause.resume_ms = session.playout.rewind(pause.turn_id, heard_ms)
 
@@ -133,17 +136,21 @@ class BargeIn:
         if pause is None or pause.hearing:
             return
         endpointer = self._session.endpointer
-        sound = pause.judge.step(endpointer.frames, endpointer.last_speech_frame)
+        frames, last_speech = endpointer.frames, endpointer.last_speech_frame
+        sound = pause.judge.step(frames, last_speech, pause.end_ms)
         if sound is Sound.GOING_ON:
             self._decide(pause, Decision(Verdict.REAL, "speech went on"))
         elif sound is Sound.ENDED:
             burst = endpointer.utterance_so_far()
             voiced = voiced_ms(burst, endpointer.rate_hz)
-            if voiced < self._cfg.min_voiced_ms:
+            agent = self._session.agent
+            if voiced < self._cfg.min_voiced_ms or (agent.hears_words is False and pause.end_ms):
                 self._decide(pause, verdict_of(voiced, None, self._cfg, self.backchannels))
-                return
-            pause.hearing = True
-            self._session.tasks.spawn(self._hear(pause, burst, voiced), "hear-burst")
+            elif not agent.hears_words:  # the sound alone: wait longer, it may be "Wait, …"
+                pause.end_ms = self._cfg.short_speech_end_ms
+            else:
+                pause.hearing = True
+                self._session.tasks.spawn(self._hear(pause, burst, voiced), "hear-burst")
 
     async def _hear(self, pause: Pause, burst: bytes, voiced: int) -> None:
         """The agent's recogniser on the burst: words, a backchannel, or nothing."""
@@ -175,12 +182,15 @@ class BargeIn:
     def agent_turn(self, words: str | None) -> bool:
         """The agent's recogniser ended a turn of ``words``: True if it is the judged (or a
         dismissed) sound and must not become a turn; a turn of real words decides."""
-        if self.pause is None and not self.dismissed:
+        pause = self.pause
+        if pause is None and not self.dismissed:
             return False
         if words is not None and (not words.strip() or self.backchannels.only_backchannels(words)):
+            if pause is not None:
+                self._decide(pause, Decision(Verdict.FALSE, f"the recogniser heard {words!r}"))
             return True
-        if self.pause is not None:
-            self._decide(self.pause, Decision(Verdict.REAL, f"the recogniser's turn {words!r}"))
+        if pause is not None:
+            self._decide(pause, Decision(Verdict.REAL, f"the recogniser heard {words!r}"))
         return False
 
     def forget(self, turn_id: int) -> None:

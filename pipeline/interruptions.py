@@ -9,8 +9,9 @@ VAD decisions) until one of two things happens:
 * the sound **ends** (``end_silence_ms`` of quiet, longer than the pauses inside a sentence):
   then :func:`verdict_of` decides from what the burst was. Without enough voiced audio it was
   not speech (a cough, a line click, a burst of noise); with an agent that can hear words,
-  words that are not all backchannels make it real; otherwise it was a backchannel (or, for
-  an agent without a recogniser, a short voiced sound, which is what backchannels are).
+  words that are not all backchannels make it real; otherwise it was a backchannel. An agent
+  without a recogniser goes by the sound alone: a short voiced sound is what backchannels
+  are, once ``short_speech_end_ms`` of quiet shows it was not the first word of a sentence.
 
 A false interruption resumes the reply from where the caller stopped hearing it; a real one
 cancels the turn as a barge-in always did.
@@ -58,6 +59,9 @@ class InterruptionConfig:
     #: quiet that ends a burst: longer than the pauses inside a sentence ("Hello, | I ..."
     #: pauses 220 ms in tests/fixtures/hello_16k.wav)
     end_silence_ms: int = 300
+    #: quiet that ends a voiced sound when no recogniser can tell "Wait, | stop" from "uh-huh"
+    #: (piper pauses 300 ms after "Wait,"): only this long a pause says the caller is done
+    short_speech_end_ms: int = 500
     #: voiced audio a burst needs to count as speech at all
     min_voiced_ms: int = 60
     #: longest wait for the recogniser's words; past it the caller gets the turn
@@ -84,12 +88,14 @@ class Judge:
         self._window_frames = config.window_ms // FRAME_MS
         self._end_frames = max(1, config.end_silence_ms // FRAME_MS)
 
-    def step(self, frames: int, last_speech_frame: int) -> Sound | None:
+    def step(self, frames: int, last_speech_frame: int, end_ms: int = 0) -> Sound | None:
         """After ``frames`` frames in all, the last of them speech at ``last_speech_frame``:
-        has the sound gone on past the window, or ended? None: not yet known."""
+        has the sound gone on past the window, or ended (after ``end_ms`` of quiet, or the
+        configured ``end_silence_ms``)? None: not yet known."""
         if last_speech_frame >= self.started_frame + self._window_frames:
             return Sound.GOING_ON
-        if frames - 1 - last_speech_frame >= self._end_frames:
+        end_frames = end_ms // FRAME_MS if end_ms else self._end_frames
+        if frames - 1 - last_speech_frame >= end_frames:
             return Sound.ENDED
         return None
 

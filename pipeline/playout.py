@@ -76,6 +76,9 @@ class Playout:
         self._space.set()
         self._idle = asyncio.Event()
         self._idle.set()
+        #: no chunk is on its way to the port (a hold waits for the one that is)
+        self._settled = asyncio.Event()
+        self._settled.set()
         self.chunks_sent = 0
         self.chunks_dropped = 0
         #: sees every chunk sent with its scheduled play time (a recording); usually None
@@ -131,6 +134,11 @@ class Playout:
         """Send nothing more of ``turn_id`` until :meth:`resume` (or its cancel)."""
         if turn_id in self._live:
             self._held = turn_id
+
+    async def settled(self) -> None:
+        """Wait for a chunk already on its way to the port (taken before a hold) to be sent,
+        so a stop that follows is really the last word: nothing of the turn comes after it."""
+        await self._settled.wait()
 
     def rewind(self, turn_id: int, heard_ms: float) -> float:
         """The far end stopped playing held ``turn_id`` after ``heard_ms`` of it: queue again
@@ -276,7 +284,11 @@ class Playout:
                 self._opened.discard(turn_id)
                 await port.end_response(turn_id, had_audio=False, ok=True)
                 continue
-            await port.send_audio(turn_id, chunk, value)
+            self._settled.clear()
+            try:
+                await port.send_audio(turn_id, chunk, value)
+            finally:
+                self._settled.set()
             self._remember_sent(turn_id, chunk, value)
             self.chunks_sent += 1
             play_at_s = max(self._play_end_s, self._clock())

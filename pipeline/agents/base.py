@@ -118,6 +118,8 @@ class Agent(ABC):
     detects_turns: bool = False
     #: gets every frame (:meth:`feed`) while the endpointer still runs (see the module doc)
     hears_every_frame: bool = False
+    #: has a recogniser of its own for :meth:`words_in` (False: sounds are judged alone)
+    hears_words: bool = False
 
     @property
     def commits_turns(self) -> bool:

@@ -25,6 +25,8 @@ WIRE = PCM16_16K
 class HearingToneAgent(ToneAgent):
     """A tone agent with a recogniser that hears ``words`` in any short sound."""
 
+    hears_words = True
+
     def __init__(self, words: str | None) -> None:
         super().__init__(INFO, reply_ms=REPLY_MS)
         self.words = words
@@ -190,5 +192,62 @@ def test_the_window_is_a_setting() -> None:
         assert agent.interruptions == []
         assert core.session.stats.false_interruptions == 1
         await core.hang_up()
+
+    run_virtual(main)
+
+
+def test_without_a_recogniser_a_first_word_and_a_pause_still_interrupt() -> None:
+    """ "Wait, | stop, I have a question": a word, 400 ms of quiet, then the sentence. By
+    the sound alone the word could be an "uh-huh"; the longer quiet it needs shows it was
+    not, and the reply does not come back for a moment in between."""
+
+    async def main() -> None:
+        agent = ToneAgent(INFO, reply_ms=REPLY_MS)
+        core = await Core(agent).start()
+        await reply_under_way(core)
+        await core.say(short_word() + silence(WIRE, 400) + speech(WIRE) + silence(WIRE, 800))
+        (stop, *_) = [c for c in core.port.calls if c.name == "interrupt"]
+        assert [t for t, _ in agent.interruptions] == [1]
+        assert not [s for s in core.port.audio_of(1) if s.sent_at_s > stop.at_s]
+        assert core.session.stats.false_interruptions == 0
+        await core.hang_up()
+
+    run_virtual(main)
+
+
+class CommittingToneAgent(ToneAgent):
+    """A tone agent whose own (streaming) recogniser ends the caller's turns."""
+
+    hears_every_frame = True
+
+    @property
+    def commits_turns(self) -> bool:
+        return True
+
+
+def test_a_recogniser_that_ends_turns_is_judged_by_its_words() -> None:
+    """A streaming recogniser commits the sound as a turn of words: a backchannel is no turn
+    (and the reply goes on), other words are the caller taking the turn."""
+
+    async def main() -> None:
+        for words, real in (("Uh-huh.", False), ("Hold on a second.", True)):
+            agent = CommittingToneAgent(INFO, reply_ms=REPLY_MS)
+            core = await Core(agent).start()
+            core.session.commit_turn("Tell me a story.")
+            await wait_until(lambda c=core: bool(c.port.audio_of(1)))  # type: ignore[misc]
+            await asyncio.sleep(1.0)
+            await core.say(short_word())  # the sound starts: held, judged...
+            turn = core.session.commit_turn(words)  # ...and the recogniser ends it
+            assert (turn is not None) is real
+            if real:
+                await wait_until(lambda a=agent: bool(a.interruptions))  # type: ignore[misc]
+                assert [t for t, _ in agent.interruptions] == [1] and turn == 2
+            else:
+                await core.say(silence(WIRE, 1000))
+                assert agent.interruptions == []
+                assert core.session.stats.false_interruptions == 1
+                # a late commit of the same sound is not a turn either
+                assert core.session.commit_turn("Mm-hmm.") is None
+            await core.hang_up()
 
     run_virtual(main)

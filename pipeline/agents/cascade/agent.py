@@ -75,6 +75,8 @@ class CascadeStages:
 
 
 class CascadeAgent(Agent):
+    hears_words = True
+
     def __init__(
         self, call: CallInfo, persona: Persona, stages: CascadeStages, config: CascadeConfig
     ) -> None:

@@ -65,6 +65,7 @@ class Answer:
 
 class LocalAgent(Agent):
     input_spec = AudioSpec("pcm16", RECOGNIZER_RATE_HZ)
+    hears_words = True
 
     def __init__(self, speaker: Speaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
         self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
