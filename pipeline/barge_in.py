@@ -170,7 +170,8 @@ class BargeIn:
     def is_speech(self, pcm16: bytes, rate_hz: int) -> bool:
         """Noise is not a turn: a cough, a door or a line click has (almost) no voiced audio,
         and never reaches the agent (whose recogniser might make words of it)."""
-        return voiced_ms(pcm16, rate_hz) >= self._cfg.min_voiced_ms
+        enough_ms = self._cfg.min_voiced_ms
+        return voiced_ms(pcm16, rate_hz, enough_ms) >= enough_ms
 
     def hold_turn(self, turn: UserTurn) -> bool:
         """The endpointer ended a turn: while its sound is judged, it waits for the verdict."""
