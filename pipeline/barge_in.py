@@ -143,14 +143,15 @@ class BargeIn:
         elif sound is Sound.ENDED:
             burst = endpointer.utterance_so_far()
             voiced = voiced_ms(burst, endpointer.rate_hz)
-            agent = self._session.agent
-            if voiced < self._cfg.min_voiced_ms or (agent.hears_words is False and pause.end_ms):
+            if voiced < self._cfg.min_voiced_ms:  # not speech
                 self._decide(pause, verdict_of(voiced, None, self._cfg, self.backchannels))
-            elif not agent.hears_words:  # the sound alone: wait longer, it may be "Wait, …"
-                pause.end_ms = self._cfg.short_speech_end_ms
-            else:
+            elif self._session.agent.hears_words:
                 pause.hearing = True
                 self._session.tasks.spawn(self._hear(pause, burst, voiced), "hear-burst")
+            elif not pause.end_ms:  # the sound alone: wait longer, it may be "Wait, | stop"
+                pause.end_ms = self._cfg.short_speech_end_ms
+            else:  # short speech: what backchannels are
+                self._decide(pause, verdict_of(voiced, None, self._cfg, self.backchannels))
 
     async def _hear(self, pause: Pause, burst: bytes, voiced: int) -> None:
         """The agent's recogniser on the burst: words, a backchannel, or nothing."""
@@ -229,7 +230,9 @@ class BargeIn:
     async def _resume(self, pause: Pause) -> None:
         if pause.stopping is not None:
             await pause.stopping
-        self._session.playout.resume(pause.turn_id)
+        session = self._session
+        session.log.debug("the reply goes on from %.0f ms", pause.resume_ms)
+        session.playout.resume(pause.turn_id)
 
     async def _finish(self, turn_id: int, pause: Pause | None) -> None:
         """A real interruption: the far end stopped (again: nothing more is unplayed), the

@@ -36,6 +36,13 @@ from pipeline.audio import AudioSpec
 
 log = logging.getLogger("pipeline.agents.local")
 
+#: a reading of a short sound that scores below this (mean log probability per token) is no
+#: words: Whisper's own threshold for a failed decode. Tiny.en reads synthetic hums as "And
+#: I'm." (-1.32) or "Mm-s and" (-1.18), but "Stop." at -0.95 at worst over the interruption
+#: bench's voices; unsure short interruptions ("Sorry?" in a Scottish voice, -1.28) are then
+#: taken for backchannels, and the caller who meant it says more.
+SURE_SCORE = -1.0
+
 
 def load_speaker(preferred: str = "piper") -> Speaker:
     """The preferred voice, or espeak-ng when piper cannot load (missing model, broken wheel)."""
@@ -98,10 +105,11 @@ class LocalAgent(Agent):
             self._stop_greeting()
 
     async def words_in(self, utterance: bytes) -> str:
-        """Whisper's first reading, with a prompt that expects a backchannel or a "stop". Not
-        the second reading: asked to prefer a backchannel, it read "Stop." as "Uh-huh."."""
+        """Whisper's first reading, with a prompt that expects a backchannel or a "stop", if
+        it is sure of it (:data:`SURE_SCORE`). Not the second reading: asked to prefer a
+        backchannel, it read "Stop." as "Uh-huh."."""
         return await asyncio.to_thread(
-            self._recognizer.transcribe, utterance, None, None, BACKCHANNEL_PROMPT
+            self._recognizer.transcribe, utterance, None, None, BACKCHANNEL_PROMPT, SURE_SCORE
         )
 
     def _stop_greeting(self) -> None:

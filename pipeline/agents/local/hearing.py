@@ -175,6 +175,7 @@ class Recognizer:
         wanted: Callable[[str], bool] | None = None,
         guessable: Callable[[str], bool] | None = None,
         prompt: str | None = None,
+        min_score: float | None = None,
     ) -> str:
         """The words in one utterance (PCM16, 16 kHz), blocking; "" for noise or silence.
 
@@ -184,7 +185,8 @@ class Recognizer:
         taken: a robotic "What day is it?" first read as "What may it be?" is often "What
         day is it?" one rank down. A listener excludes there what it would rather not act
         on from a guess (a goodbye that ends the call). ``prompt``: what to expect this time
-        (default: the recogniser's own)."""
+        (default: the recogniser's own). ``min_score``: a first reading scoring below it (mean
+        log probability per token) is no words at all: the model was not sure of them."""
         self.load()
         prompt_ids = self._prompt_ids if prompt is None else self._ids_for(prompt)
         audio = np.frombuffer(pcm16_16k, np.int16).astype(np.float32) / 32768.0
@@ -212,6 +214,8 @@ class Recognizer:
         ids = result.sequences_ids[0]
         # CTranslate2's score is already per token (length-normalised)
         if result.no_speech_prob > _NO_SPEECH_PROB and result.scores[0] < _NOISE_LOGPROB:
+            return ""
+        if min_score is not None and result.scores[0] < min_score:
             return ""
         text = self._text(ids)
         if wanted is None or wanted(text):
