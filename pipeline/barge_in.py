@@ -75,6 +75,8 @@ class Pause:
     resume_ms: float = 0.0
     #: the sound has ended and the recogniser is listening to it
     hearing: bool = False
+    #: the recogniser heard no words in it: the sound alone decides
+    wordless: bool = False
     #: quiet that ends the sound (0: the configured ``end_silence_ms``)
     end_ms: int = 0
     #: a user turn the endpointer ended while the sound was judged
@@ -145,7 +147,7 @@ class BargeIn:
             voiced = voiced_ms(burst, endpointer.rate_hz)
             if voiced < self._cfg.min_voiced_ms:  # not speech
                 self._decide(pause, verdict_of(voiced, None, self._cfg, self.backchannels))
-            elif self._session.agent.hears_words:
+            elif self._session.agent.hears_words and not pause.wordless:
                 pause.hearing = True
                 self._session.tasks.spawn(self._hear(pause, burst, voiced), "hear-burst")
             elif not pause.end_ms:  # the sound alone: wait longer, it may be "Wait, | stop"
@@ -164,6 +166,11 @@ class BargeIn:
         except Exception as exc:  # no words in time: the caller gets the turn
             decision = Decision(Verdict.REAL, f"no words in time ({type(exc).__name__})")
         else:
+            if words is not None and not words.strip():
+                # voiced, but no words the recogniser is sure of (piper's "Wait," before its
+                # 300 ms pause read as nothing over a call): as if it had none
+                pause.hearing, pause.wordless = False, True
+                return
             decision = verdict_of(voiced, words, self._cfg, self.backchannels)
         if self.pause is pause:
             self._decide(pause, decision)

@@ -25,6 +25,7 @@ from tests.support.realtime import (
 from tests.support.serverthread import MakeServer
 from tests.support.toys import open_toy
 from tests.support.twilio_calls import open_call
+from transports.twilio.emulator.client import FakeTwilio
 
 APOLOGY = apology_audio(ULAW_8K)
 
@@ -94,16 +95,25 @@ async def test_first_message_is_spoken_by_the_model(
     assert bytes(peer.played) == reply_ulaw(greeting)
 
 
-async def test_barge_in_cancels_and_truncates_at_what_was_heard(
-    make_server: MakeServer, fake: FakeRealtime
-) -> None:
-    fake.pace = 1.0  # a long reply still being generated when the caller cuts in
-    fake.default_reply = Reply(audio_ms=8000)
+async def reply_under_way(
+    make_server: MakeServer, fake: FakeRealtime, reply_ms: int
+) -> tuple[FakeTwilio, PhoneLine]:
+    """A caller asked; the model's reply, generated in real time, has played for 1.5 s."""
+    fake.pace = 1.0
+    fake.default_reply = Reply(audio_ms=reply_ms)
     server, _, _ = start_bridge(make_server, fake)
     peer = await open_call(server)
     line = PhoneLine(peer)
     line.say(speech_ulaw(800))
     await wait_for(lambda: len(peer.played) >= 8 * 1500, what="1.5 s of the reply")
+    return peer, line
+
+
+async def test_barge_in_cancels_and_truncates_at_what_was_heard(
+    make_server: MakeServer, fake: FakeRealtime
+) -> None:
+    # a long reply still being generated when the caller cuts in
+    peer, line = await reply_under_way(make_server, fake, reply_ms=8000)
     line.say(speech_ulaw(1500, 900.0))  # speech that goes on: a real interruption
     await wait_for(lambda: bool(peer.timeline.clears), what="the clear")
     heard_ms = len(peer.played) / 8
@@ -129,13 +139,7 @@ async def test_barge_in_cancels_and_truncates_at_what_was_heard(
 async def test_a_short_sound_over_the_reply_is_forgotten_and_the_reply_goes_on(
     make_server: MakeServer, fake: FakeRealtime
 ) -> None:
-    fake.pace = 1.0
-    fake.default_reply = Reply(audio_ms=4000)
-    server, _, _ = start_bridge(make_server, fake)
-    peer = await open_call(server)
-    line = PhoneLine(peer)
-    line.say(speech_ulaw(800))
-    await wait_for(lambda: len(peer.played) >= 8 * 1500, what="1.5 s of the reply")
+    peer, line = await reply_under_way(make_server, fake, reply_ms=4000)
     line.say(speech_ulaw(400, 900.0))  # an "uh-huh": short, and our VAD hears it
     await wait_for(lambda: bool(peer.timeline.clears), what="the stop")
     session = fake.sessions[0]

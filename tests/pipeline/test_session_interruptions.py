@@ -251,3 +251,20 @@ def test_a_recogniser_that_ends_turns_is_judged_by_its_words() -> None:
             await core.hang_up()
 
     run_virtual(main)
+
+
+def test_a_word_the_recogniser_is_not_sure_of_is_judged_by_the_sound() -> None:
+    """No sure words in "Wait," (then a pause, then the sentence): the sound alone decides,
+    so the pause must be long to be an "uh-huh", and this one goes on."""
+
+    async def main() -> None:
+        agent = HearingToneAgent("")
+        core = await Core(agent).start()
+        await reply_under_way(core)
+        await core.say(short_word() + silence(WIRE, 400) + speech(WIRE) + silence(WIRE, 800))
+        assert len(agent.heard) == 1 and [t for t, _ in agent.interruptions] == [1]
+        (stop, *_) = [c for c in core.port.calls if c.name == "interrupt"]
+        assert not [s for s in core.port.audio_of(1) if s.sent_at_s > stop.at_s]
+        await core.hang_up()
+
+    run_virtual(main)
