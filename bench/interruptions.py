@@ -9,13 +9,15 @@ the caller makes one sound:
 * a backchannel: "uh huh", "mm-hmm", "yeah", "okay", "right" (espeak-ng en-us and piper);
 * a real interruption: "Wait, stop, I have a question." and "No, that is not what I meant."
 
-Reported per kind: replies cut (a Twilio ``clear`` after the sound), sounds that became a user
-turn of their own (from the call records), and for real interruptions the stop latency (sound
-start to ``clear``). From them the issue's measures: the false-interruption rate (replies cut
-by non-speech or a backchannel), the missed-interruption rate, stop latency p50/p95. A resume
-gap is reported once replies resume.
+Reported per kind: replies stopped (a Twilio ``clear`` after the sound) and whether they went
+on (more of the reply after the ``clear``), sounds that became a user turn of their own (from
+the call records), and how much of the reply was heard. From them the issue's measures: the
+false-interruption rate (replies lost to non-speech or a backchannel), the missed-interruption
+rate (a real one after which the reply went on), the stop latency (sound start to ``clear``)
+and the resume gap (end of the sound to the reply going on; also from the ``clear``).
 
-    python -m bench.interruptions            # ~5 min
+    python -m bench.interruptions                # echo: the sound alone decides, ~7 min
+    python -m bench.interruptions --agent local  # Whisper hears short sounds, ~12 min
     python -m bench.interruptions --points 1.2 --voices piper   # the issue's own example
 """
 
