@@ -124,9 +124,7 @@ class Endpointer:
         """Forget everything heard so far (e.g. while a half-duplex device is spoken to)."""
         self._pending.clear()
         self._preroll.clear()
-        self._utterance = []
-        self._speaking = False
-        self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
+        self._forget_utterance()
 
     def drop_utterance(self) -> None:
         """The sound under way is not a turn (a cough, an "uh-huh" over the reply): forget it,
@@ -134,9 +132,7 @@ class Endpointer:
         if not self._speaking:
             return
         self._preroll.extend(self._utterance)
-        self._utterance = []
-        self._speaking = False
-        self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
+        self._forget_utterance()
 
     def utterance_so_far(self) -> bytes:
         """The turn under way as it would be committed now (b"" when none is)."""
@@ -219,7 +215,11 @@ class Endpointer:
 
     def _finish(self, forced: bool) -> UserTurn:
         turn = self._turn_so_far(forced)
+        self._forget_utterance()
+        return turn
+
+    def _forget_utterance(self) -> None:
+        """Back to waiting for speech: no utterance, no runs."""
         self._utterance = []
         self._speaking = False
         self._speech_run_ms = self._silence_run_ms = self._utterance_ms = self._speech_ms = 0
-        return turn

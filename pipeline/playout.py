@@ -167,10 +167,6 @@ class Playout:
             self._held = None
             self._kick()
 
-    @property
-    def held(self) -> int | None:
-        return self._held
-
     def cancel(self, turn_id: int) -> int:
         """Drop everything queued for ``turn_id``; returns the number of chunks dropped."""
         self._live.discard(turn_id)

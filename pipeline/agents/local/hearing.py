@@ -120,7 +120,6 @@ class Recognizer:
         self._features: Any = None
         self._storage_view: Any = None  # ctranslate2.StorageView, kept from load()
         self._tokenizer: Any = None
-        self._prompt_ids: list[int] = []
         #: decoder starts by prompt (the recogniser's own, a backchannel check's)
         self._prompts: dict[str, list[int]] = {}
 
@@ -145,7 +144,7 @@ class Recognizer:
             hf = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
             tokenizer = Tokenizer(hf, multilingual=False)
             self._tokenizer = tokenizer
-            self._prompt_ids = self._ids_for(self.prompt)
+            self._ids_for(self.prompt)  # the usual prompt, tokenized once
             self._features = FeatureExtractor()
             self._storage_view = ctranslate2.StorageView
             self._model = ctranslate2.models.Whisper(
@@ -188,7 +187,7 @@ class Recognizer:
         (default: the recogniser's own). ``min_score``: a first reading scoring below it (mean
         log probability per token) is no words at all: the model was not sure of them."""
         self.load()
-        prompt_ids = self._prompt_ids if prompt is None else self._ids_for(prompt)
+        prompt_ids = self._ids_for(self.prompt if prompt is None else prompt)
         audio = np.frombuffer(pcm16_16k, np.int16).astype(np.float32) / 32768.0
         speech_s = len(audio) / RECOGNIZER_RATE_HZ
         if speech_s < _MIN_SPEECH_S:
