@@ -41,6 +41,10 @@ class Switchboard:
     def sessions(self) -> list[CallSession]:
         return [s for calls in self._live.values() for s in calls.values()]
 
+    def find(self, transport: str, identity: str) -> CallSession | None:
+        """The live session of ``identity`` (a CallSid, a device id) on ``transport``."""
+        return self._live[transport].get(identity)
+
     async def open(self, request: CallRequest, port: CallPort) -> CallSession:
         live = self._live[request.transport]
         previous = live.get(request.identity)

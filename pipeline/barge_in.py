@@ -124,6 +124,13 @@ class BargeIn:
         heard_ms = await session.port.interrupt(pause.turn_id)
         pause.resume_ms = session.playout.rewind(pause.turn_id, heard_ms)
 
+    async def cut(self) -> None:
+        """A real interruption, finished before it returns (a keypad entry, a voicemail:
+        what comes next needs the agent to know what was heard)."""
+        turn = self._session.stop_current_turn()
+        if turn is not None:
+            await self._finish(turn, None)
+
     def now(self) -> None:
         """A real interruption without judging (a toy's button, a port that cannot resume)."""
         turn = self._session.stop_current_turn()

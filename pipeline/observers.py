@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pipeline.agents.base import CallInfo
 from pipeline.call_logger import CallLog
 from pipeline.ports import AudioTap, CallPort
+from pipeline.tools.base import ToolCallRecord
 
 log = logging.getLogger("pipeline.observers")
 
@@ -93,6 +94,16 @@ class SessionObserver:
     def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         pass
 
+    def on_keypad(self, session: ObservedCall, turn_id: int, digits: str) -> None:
+        """The caller keyed ``digits``, which became user turn ``turn_id``."""
+
+    def on_tool_call(self, session: ObservedCall, record: ToolCallRecord) -> None:
+        """A tool call started, ended, or lost its spoken answer to a barge-in (the same
+        ``record.seq`` again, updated)."""
+
+    def on_transfer(self, session: ObservedCall, destination: str) -> None:
+        """The call was handed to ``destination`` (a transfer target's name and number)."""
+
 
 class Observers(SessionObserver):
     """Fans every hook out to several observers (metrics, call records, recordings).
@@ -139,3 +150,12 @@ class Observers(SessionObserver):
 
     def on_agent_error(self, session: ObservedCall, kind: str) -> None:
         self._each("on_agent_error", session, kind)
+
+    def on_keypad(self, session: ObservedCall, turn_id: int, digits: str) -> None:
+        self._each("on_keypad", session, turn_id, digits)
+
+    def on_tool_call(self, session: ObservedCall, record: ToolCallRecord) -> None:
+        self._each("on_tool_call", session, record)
+
+    def on_transfer(self, session: ObservedCall, destination: str) -> None:
+        self._each("on_transfer", session, destination)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from pipeline.audio import AudioSpec
+from pipeline.tools.base import TransferTarget
 
 
 class CallPort(Protocol):
@@ -63,6 +64,11 @@ class CallPort(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """End the call from our side (after the goodbye has played)."""
+
+    async def transfer(self, target: TransferTarget) -> None:
+        """Hand the call to a person (everything said so far has been heard); the far end
+        then ends the stream itself. Raises :class:`TransferFailed` when it cannot (a toy
+        never can) and the call goes on."""
 
 
 class AudioTap(Protocol):

@@ -20,27 +20,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pipeline import ending as ending_calls
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.apology import apology_audio
 from pipeline.audio import Converter
 from pipeline.barge_in import BargeIn
+from pipeline.call_actions import CallActions
 from pipeline.call_logger import CallLog
 from pipeline.endpointing import Endpointer, EndpointEvent, TentativeTurn, UserTurn, native_spec
 from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout
 from pipeline.ports import AudioTap, CallPort
-from pipeline.session_config import (
-    DRAIN_GRACE_S,
-    HANGUP_PLAYOUT_TIMEOUT_S,
-    REPLY_POLL_S,
-    SessionConfig,
-)
+from pipeline.session_config import SessionConfig
 from pipeline.tasks import TaskSet
 from pipeline.time_limits import TimeLimits
+from pipeline.tools.base import ToolCallRecord, TransferTarget
 
 log = logging.getLogger("pipeline.session")
 
@@ -72,6 +70,8 @@ class CallSession(AgentOutput):
         self._turn_task: asyncio.Task[Any] | None = None
         self._turn_ended_at: dict[int, float] = {}
         self.last_activity = self.started_at
+        #: when the far end last sent audio (a stream that stopped may be replaced)
+        self.last_frame_at = self.started_at
         self._limits = TimeLimits(cfg.idle_timeout_s, cfg.max_duration_s)
         #: sees the call's audio both ways (a recording); None costs nothing per frame
         self.tap: AudioTap | None = None
@@ -86,6 +86,7 @@ class CallSession(AgentOutput):
             port, agent.output_spec, cfg.playout, clock=clock, on_first_audio=self._first_audio
         )
         self.barge_in = BargeIn(self, cfg.interruptions)
+        self.actions = CallActions(self)
 
     def attach_tap(self, tap: AudioTap) -> None:
         """Show ``tap`` every inbound frame and every outbound chunk from now on."""
@@ -97,7 +98,7 @@ class CallSession(AgentOutput):
         self.observer.on_session_created(self)
         self.tasks.spawn(self.playout.run(), "pacer")
         if self._limits.enabled:
-            self.tasks.spawn(self._enforce_time_limits(), "limits")
+            self.tasks.spawn(ending_calls.enforce_time_limits(self, self._limits), "limits")
         await self.agent.start(self)
 
     # -- the end (pipeline/lifecycle.py) ---------------------------------------------------
@@ -109,11 +110,11 @@ class CallSession(AgentOutput):
             return
         self.phase = phase
         if phase is Phase.ENDING:
-            self.tasks.spawn(self._end_after_reply(ending), "ending")
+            self.tasks.spawn(ending_calls.end_after_reply(self, ending), "ending")
         elif phase is Phase.HANGING_UP:
-            self.tasks.spawn(self._hang_up(ending), "hangup")
+            self.tasks.spawn(ending_calls.hang_up(self, ending), "hangup")
         else:
-            self.tasks.spawn(self._close_port(ending), "close")
+            self.tasks.spawn(ending_calls.close_port(self, ending), "close")
 
     async def close(self, reason: str) -> None:
         """The transport's socket is gone: cancel every task, close the agent, tell the
@@ -122,6 +123,7 @@ class CallSession(AgentOutput):
             return
         self.phase = Phase.CLOSED
         self.end_reason = self.end_reason or reason
+        self.actions.close()
         await self.tasks.cancel_all()
         try:
             await asyncio.wait_for(self.agent.close(), timeout=1.0)
@@ -139,53 +141,6 @@ class CallSession(AgentOutput):
         sent, dropped = playout.chunks_sent, playout.chunks_dropped
         self.log.info("%s", self.stats.summary(self.end_reason, duration_s, sent, dropped))
 
-    async def _end_after_reply(self, ending: Ending) -> None:
-        """ENDING: never cut a reply (no event marks its end, so look again now and then);
-        then the farewell, then the hang-up."""
-        while self.responding:  # noqa: ASYNC110 - the port's playback has no event
-            await asyncio.sleep(REPLY_POLL_S)
-        if self.phase is not Phase.ENDING:
-            return  # a sooner end took over meanwhile
-        self.log.info("ending the call: %s", ending.reason)
-        if ending.farewell:
-            turn = self.begin_turn()
-            try:
-                await self.agent.farewell(turn, self)
-            finally:
-                self.end_turn(turn)
-        self.end(Ending.after_audio(ending.reason, ending.close_code))
-
-    async def _hang_up(self, ending: Ending) -> None:
-        """HANGING_UP: let the goodbye play out and be heard, then close the port."""
-        turn_task = self._turn_task
-        if turn_task is not None and turn_task is not asyncio.current_task():
-            await asyncio.wait({turn_task}, timeout=HANGUP_PLAYOUT_TIMEOUT_S)
-        try:
-            async with asyncio.timeout(HANGUP_PLAYOUT_TIMEOUT_S):
-                await self.playout.wait_idle()
-        except TimeoutError:
-            self.log.warning("goodbye did not finish playing in time")
-        await self.port.drain(self.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
-        if self.phase is Phase.HANGING_UP:
-            self.end(Ending.now(ending.reason, ending.close_code))
-
-    async def _close_port(self, ending: Ending) -> None:
-        """CLOSING: the port closes now; the transport then reports its socket gone."""
-        self.end_reason = self.end_reason or ending.reason
-        await self.port.close(ending.close_code, ending.wire_reason)
-
-    async def _enforce_time_limits(self) -> None:
-        """One task per call: sleeps until the nearest deadline (idle or total duration)."""
-        while self.phase is Phase.LIVE:
-            when_s, reason = self._limits.next_deadline(self.started_at, self.last_activity)
-            now_s = self.clock()
-            if when_s > now_s:
-                await asyncio.sleep(when_s - now_s)
-            elif self.responding:  # never cut a reply: look again once it has played
-                await asyncio.sleep(REPLY_POLL_S)
-            else:
-                self.end(Ending.politely(reason))
-
     def _task_failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
         """An unexpected error inside the call: close its socket with 1011."""
         self.log.error("task %s failed", task.get_name(), exc_info=exc)
@@ -199,6 +154,7 @@ class CallSession(AgentOutput):
         if self.phase not in LISTENING or not data:
             return
         self.stats.frames_in += 1
+        self.last_frame_at = self.clock()
         self.stats.bytes_in += len(data)
         if self.tap is not None:
             self.tap.inbound(data)
@@ -234,8 +190,17 @@ class CallSession(AgentOutput):
         return True
 
     def dtmf(self, digit: str) -> None:
+        """A key: the agent sees each one; one that reads the keypad gets each entry as a
+        turn (``pipeline/call_actions.py``)."""
         if self.phase in LISTENING:
             self.agent.dtmf(digit, self)
+            if self.agent.uses_keypad:
+                self.actions.key(digit)
+
+    def answered_by(self, kind: str) -> None:
+        """Who answered an outbound call (Twilio's answering-machine detection)."""
+        if self.phase in LISTENING:
+            self.actions.answered_by(kind)
 
     def interrupt(self) -> None:
         """The far end asked to stop the current reply (a toy's button): always real."""
@@ -249,6 +214,11 @@ class CallSession(AgentOutput):
         if turn is not None:
             self.agent.interrupted(turn, 0.0)
         return turn
+
+    @property
+    def turn_task(self) -> asyncio.Task[Any] | None:
+        """The current user turn's answer, while it runs."""
+        return self._turn_task
 
     @property
     def responding(self) -> bool:
@@ -273,22 +243,37 @@ class CallSession(AgentOutput):
 
     def user_turn(self, turn: UserTurn) -> None:
         """The endpointer ended a turn (one that a judged sound holds waits for its verdict)."""
-        if self.barge_in.hold_turn(turn):
+        if self.barge_in.hold_turn(turn) or self.actions.leaving_message:
             return
         if not self.barge_in.is_speech(turn.pcm16, turn.rate_hz):
             self.log.info("not a turn: %.0f ms of sound without a voice", turn.duration_ms)
             return
         self._commit(self.agent_audio(turn.pcm16), turn.duration_ms, turn.speech_ms)
 
-    def _commit(self, audio: bytes, duration_ms: float, speech_ms: float) -> int:
-        """Open a user turn and start the agent's answer to it."""
+    def _commit(
+        self,
+        audio: bytes,
+        duration_ms: float,
+        speech_ms: float,
+        answer: Callable[[int], Awaitable[None]] | None = None,
+    ) -> int:
+        """Open a user turn and start the agent's answer to it (``answer``: to keys)."""
         self.stats.user_turns += 1
         turn_id = self._new_turn()
         self._turn_ended_at[turn_id] = self.clock()
         self.observer.on_user_turn(self, turn_id, duration_ms)
         self.log.debug("user turn committed speech_ms=%d", speech_ms, extra={"turn_id": turn_id})
-        self._turn_task = self.tasks.spawn(self._run_turn(turn_id, audio), f"turn{turn_id}")
+        answering = answer(turn_id) if answer else self.agent.respond(turn_id, audio, self)
+        self._turn_task = self.tasks.spawn(self._run_turn(turn_id, answering), f"turn{turn_id}")
         return turn_id
+
+    async def keypad_turn(self, digits: str) -> None:
+        """A keypad entry cuts off a reply (a real interruption) and is a turn of its own."""
+        await self.barge_in.cut()
+        if self.phase not in LISTENING:
+            return
+        turn = self._commit(b"", 0.0, 0.0, lambda t: self.agent.keypad(t, digits, self))
+        self.observer.on_keypad(self, turn, digits)
 
     def agent_audio(self, pcm16: bytes) -> bytes:
         """An utterance at the endpointer's rate, as the agent takes it: converted whole and
@@ -298,10 +283,10 @@ class CallSession(AgentOutput):
         converter = Converter(self.vad_spec, self.agent.input_spec)
         return converter.process(pcm16) + converter.flush()
 
-    async def _run_turn(self, turn_id: int, utterance: bytes) -> None:
+    async def _run_turn(self, turn_id: int, answering: Awaitable[None]) -> None:
         try:
             await self.port.commit_user_turn(turn_id)
-            await self.agent.respond(turn_id, utterance, self)
+            await answering
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -356,6 +341,8 @@ class CallSession(AgentOutput):
         it is a sound judged not to be an interruption (an "uh-huh" over the reply)."""
         if self.phase not in LISTENING or self.barge_in.agent_turn(words):
             return None
+        if self.actions.leaving_message:
+            return None
         return self._commit(b"", 0.0, 0.0)
 
     def end_turn(self, turn_id: int) -> None:
@@ -367,6 +354,8 @@ class CallSession(AgentOutput):
         agent's late report of a sound already judged harmless is not a new one."""
         self.last_activity = self.clock()
         turn = self._current_turn
+        if self.actions.leaving_message:
+            return
         if turn is not None and self.responding and self.phase in LISTENING:
             self.barge_in.speech_started(turn)
 
@@ -393,3 +382,9 @@ class CallSession(AgentOutput):
     def hang_up(self, reason: str) -> None:
         """The agent's goodbye: ``end(Ending.after_audio(reason))``."""
         self.end(Ending.after_audio(reason))
+
+    def tool_call(self, record: ToolCallRecord) -> None:
+        self.observer.on_tool_call(self, record)
+
+    async def transfer(self, target: TransferTarget) -> None:
+        await self.actions.transfer(target)

@@ -29,3 +29,5 @@ class SessionConfig:
     #: a failed agent turn plays the packaged apology (phones); else the transport's error
     #: signal alone reports it (a toy shows RESPONSE.ERROR)
     spoken_apology: bool = True
+    #: a keypad entry ends this long after its last key (or at ``#``)
+    keypad_gap_s: float = 1.0

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from pipeline.audio import AudioSpec
 from pipeline.tasks import TaskSet
+from pipeline.tools.base import ToolCallRecord, TransferTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,13 @@ class AgentOutput(Protocol):
     def hang_up(self, reason: str) -> None:
         """End the call once everything queued so far has been heard (the agent's goodbye)."""
 
+    def tool_call(self, record: ToolCallRecord) -> None:
+        """Report a tool call (started, ended, or its spoken answer cut off) for the records."""
+
+    async def transfer(self, target: TransferTarget) -> None:
+        """Hand the call to a person once what was said has been heard; raises
+        :class:`~pipeline.tools.base.TransferFailed` and the call goes on."""
+
     async def fail_turn(self, turn_id: int, kind: str) -> None:
         """Give up on ``turn_id`` after retries: the caller hears an apology, a toy an error.
 
@@ -120,6 +128,8 @@ class Agent(ABC):
     hears_every_frame: bool = False
     #: has a recogniser of its own for :meth:`words_in` (False: sounds are judged alone)
     hears_words: bool = False
+    #: answers keypad entries (:meth:`keypad`); False: keys are only seen (:meth:`dtmf`)
+    uses_keypad: bool = False
 
     @property
     def commits_turns(self) -> bool:
@@ -154,7 +164,20 @@ class Agent(ABC):
         """Stream inbound audio (``input_spec``); must not block."""
 
     def dtmf(self, digit: str, out: AgentOutput) -> None:  # noqa: B027
-        """A keypad digit from the caller."""
+        """A keypad digit from the caller, as it is pressed (in the receive path)."""
+
+    async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:  # noqa: B027
+        """Answer a keypad entry (``digits``, gathered by the session) as user turn
+        ``turn_id`` (:attr:`uses_keypad`). Cancelled on barge-in, like :meth:`respond`."""
+
+    async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:  # noqa: B027
+        """Speak exactly ``text`` as ``turn_id`` (a voicemail message); an agent that cannot
+        speak text stays silent."""
+
+    @property
+    def voicemail(self) -> str:
+        """What to leave on an answering machine (the persona's); empty: hang up."""
+        return ""
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:  # noqa: B027
         """The call is ending (idle or too long): say a short goodbye as ``turn_id``."""
@@ -193,6 +216,9 @@ class AgentFactory(ABC):
 
     @abstractmethod
     def create(self, call: CallInfo) -> Agent: ...
+
+    async def start(self) -> None:  # noqa: B027
+        """The process starts serving: connect what is shared (MCP servers' tool lists)."""
 
     async def aclose(self) -> None:  # noqa: B027
         """Release process-wide resources at shutdown."""

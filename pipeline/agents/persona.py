@@ -10,6 +10,11 @@ line, a pirate toy). Personas live in one TOML file (``BRIDGE_PERSONAS_FILE``)::
     stt = "openai"          # the cascade's stages for this persona (default: settings)
     tts = "openai"
     backchannels = ["aye", "arr", "yeah"]   # "uh-huh"s that don't cut the agent off
+    filler = "Arr, let me look."            # said while a slow tool works
+    voicemail = "Ahoy, call us back!"       # left on an answering machine (outbound calls)
+    handoff = "Passing ye to the captain."  # said before a transfer, if the model did not
+    # [[personas.pirate.tools]], [[personas.pirate.mcp]], [[personas.pirate.transfer]]:
+    # see pipeline/tools/config.py
 
     [numbers]              # the Twilio number called (the webhook's ``To``)
     "+15551230001" = "pirate"
@@ -35,9 +40,29 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.agents.base import CallInfo
+from pipeline.tools.base import TransferTarget
+from pipeline.tools.config import (
+    HttpToolConfig,
+    McpServerConfig,
+    ToolConfigError,
+    http_tools,
+    mcp_servers,
+    transfer_targets,
+)
 
-_FIELDS = ("system_prompt", "first_message", "voice", "stt", "tts")
+_FIELDS = (
+    "system_prompt",
+    "first_message",
+    "voice",
+    "stt",
+    "tts",
+    "filler",
+    "voicemail",
+    "handoff",
+)
 _LISTS = ("backchannels",)
+#: arrays of tables, each parsed by ``pipeline/tools/config.py``
+_TOOLS = {"tools": http_tools, "mcp": mcp_servers, "transfer": transfer_targets}
 
 
 class PersonaError(ValueError):
@@ -58,6 +83,16 @@ class Persona:
     #: what callers say over a reply that is not an interruption ("uh-huh", "aye"); empty:
     #: the bridge's default list (``BRIDGE_BACKCHANNELS``)
     backchannels: tuple[str, ...] = ()
+    #: said when a tool has not answered after about a second (no dead air); empty: none
+    filler: str = ""
+    #: left on an answering machine of an outbound call, after the beep; empty: hang up
+    voicemail: str = ""
+    #: said before a transfer when the model said nothing itself
+    handoff: str = ""
+    #: HTTP tools, MCP servers and transfer destinations the LLM agents are offered
+    tools: tuple[HttpToolConfig, ...] = ()
+    mcp: tuple[McpServerConfig, ...] = ()
+    transfer: tuple[TransferTarget, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +119,7 @@ class PersonaBook:
         for name, entry in _table(data, "personas", where).items():
             if not isinstance(entry, Mapping):
                 raise PersonaError(f"{where}: personas.{name} must be a table")
-            unknown = set(entry) - set(_FIELDS) - set(_LISTS)
+            unknown = set(entry) - set(_FIELDS) - set(_LISTS) - set(_TOOLS)
             if unknown:
                 raise PersonaError(f"{where}: personas.{name}: unknown keys {sorted(unknown)}")
             values = {k: entry.get(k, getattr(default, k)) for k in _FIELDS}
@@ -100,7 +135,17 @@ class PersonaBook:
                 ):
                     raise PersonaError(f"{where}: personas.{name}.{key} must be a list of strings")
                 lists[key] = tuple(value)
-            personas[name] = Persona(name=name, **values, **lists)
+            tools: dict[str, Any] = {}
+            for key, parse in _TOOLS.items():
+                try:
+                    tools[key] = (
+                        parse(entry[key], f"{where}: personas.{name}.{key}")
+                        if key in entry
+                        else getattr(default, key)
+                    )
+                except ToolConfigError as exc:
+                    raise PersonaError(str(exc)) from exc
+            personas[name] = Persona(name=name, **values, **lists, **tools)
         routes = {kind: _table(data, kind, where) for kind in ("numbers", "devices")}
         for kind, table in routes.items():
             for key, name in table.items():

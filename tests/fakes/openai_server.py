@@ -25,6 +25,7 @@ import io
 import json
 import re
 import time
+import uuid
 import wave
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -98,6 +99,8 @@ class ChatScript:
     end_call: bool = False
     #: pause before each streamed chunk
     chunk_delay_s: float = 0.0
+    #: tools the answer calls after its text: (name, arguments: a dict, or raw JSON text)
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -125,6 +128,8 @@ class FakeOpenAI:
         self.transcript_of: Callable[[Recorded], str] | None = None
         self.default_transcript = "Hello there."
         self.replies: deque[ChatScript] = deque()
+        #: when set, it writes every answer from the request (its messages, tools) instead
+        self.reply_of: Callable[[Recorded], ChatScript] | None = None
         self.default_reply = ChatScript("Hi! I am a fake model.")
         self.tts_chunk_delay_s = 0.0
         #: a fixed wait before each endpoint's first byte (benchmarks inject provider latency)
@@ -223,7 +228,10 @@ class FakeOpenAI:
         early = await self._refuse(request, record)
         if early is not None:
             return early
-        script = self.replies.popleft() if self.replies else self.default_reply
+        if self.reply_of is not None:
+            script = self.reply_of(record)
+        else:
+            script = self.replies.popleft() if self.replies else self.default_reply
         events = [f"data: {json.dumps(c)}\n\n".encode() for c in _chat_chunks(record, script)]
         events.append(b"data: [DONE]\n\n")
         return self._stream(record, events, "text/event-stream", None, script.chunk_delay_s)
@@ -346,13 +354,21 @@ def _chat_chunks(record: Recorded, script: ChatScript) -> list[dict[str, Any]]:
 
     out = [chunk({"role": "assistant", "content": "", "refusal": None})]
     out += [chunk({"content": token}) for token in re.findall(r"\s*\S+", script.text)]
+    calls: list[tuple[str, str]] = [
+        (name, args if isinstance(args, str) else json.dumps(args))
+        for name, args in script.tool_calls
+    ]
     if script.end_call:
-        call = {"index": 0, "id": "call_fake1", "type": "function"}
-        named = {**call, "function": {"name": "end_call", "arguments": ""}}
-        out.append(chunk({"tool_calls": [named]}))
-        for piece in ('{"reason": ', '"the caller said goodbye"}'):
-            out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-    out.append(chunk({}, "tool_calls" if script.end_call else "stop"))
+        calls.append(("end_call", '{"reason": "the caller said goodbye"}'))
+    for index, (name, arguments) in enumerate(calls):
+        # as the API streams them: id and name first, then the arguments in pieces
+        call_id = f"call_{uuid.uuid4().hex[:16]}"
+        named = {"index": index, "id": call_id, "type": "function"}
+        out.append(chunk({"tool_calls": [{**named, "function": {"name": name, "arguments": ""}}]}))
+        half = len(arguments) // 2
+        for piece in (arguments[:half], arguments[half:]):
+            out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    out.append(chunk({}, "tool_calls" if calls else "stop"))
     return out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.audio import ULAW_8K, AudioSpec
+from pipeline.tools.base import TransferFailed, TransferTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class RecordingPort:
     #: False: playback is never confirmed (``unacked_ms`` keeps growing)
     confirm_playback: bool = True
     calls: list[PortCall] = field(default_factory=list)
+    transfer_error: str = ""
+    transferred_to: str = ""
     sent: list[Sent] = field(default_factory=list)
     close_code: int | None = None
     #: told when the session closes the port (a transport's socket then goes away)
@@ -137,6 +140,13 @@ class RecordingPort:
     async def drain(self, timeout_s: float) -> None:
         self._record("drain", detail=timeout_s)
         await asyncio.sleep(min(timeout_s, self.unacked_ms() / 1000))
+
+    async def transfer(self, target: TransferTarget) -> None:
+        """Records the hand-over; ``transfer_error`` set: it fails with that."""
+        self._record("transfer", detail=target.name)
+        if self.transfer_error:
+            raise TransferFailed(self.transfer_error)
+        self.transferred_to = target.name
 
     async def close(self, code: int, reason: str) -> None:
         self._record("close", detail=(code, reason))

@@ -61,6 +61,8 @@ class Reply:
     #: the response also calls the ``end_call`` tool (after speaking, or instead of it)
     end_call: bool = False
     speak: bool = True
+    #: functions the response calls after speaking: (name, arguments as a dict)
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +82,9 @@ class FakeSession:
     #: committed user audio items still in the conversation, and those deleted
     user_items: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: function calls the model made (call_id -> name) and the outputs it was given
+    calls: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
     closed: bool = False
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -349,6 +354,12 @@ class _Connection:
             await self.send({"type": "conversation.item.deleted", "item_id": item_id})
         elif kind == "conversation.item.create":
             item = {"id": self.fake.next_id("item"), **event.get("item", {})}
+            if item.get("type") == "function_call_output":
+                call_id = str(item.get("call_id", ""))
+                if call_id not in self.session.calls:
+                    await self.error("invalid_value", f"no function call {call_id}", event)
+                    return
+                self.session.outputs[call_id] = str(item.get("output", ""))
             await self.send({"type": "conversation.item.added", "item": item})
 
     async def on_audio(self, audio: bytes) -> None:
@@ -479,6 +490,16 @@ class _Connection:
                 }
             )
             output.append({**item, "status": "completed"})
+        for name, arguments in reply.tool_calls:
+            call = {
+                "id": self.fake.next_id("item"),
+                "type": "function_call",
+                "name": name,
+                "call_id": self.fake.next_id("call"),
+                "arguments": json.dumps(arguments),
+            }
+            self.session.calls[call["call_id"]] = name
+            output.append(call)
         if reply.end_call:
             call = {
                 "id": self.fake.next_id("item"),

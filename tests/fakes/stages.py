@@ -8,13 +8,14 @@ against its loopback fake (``tests/fakes/deepgram``, ``tests/fakes/elevenlabs``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.agents.cascade.stages import (
     Attempt,
     Chat,
     ChatReply,
+    Message,
     OnAudio,
     OnSentence,
     SentenceSpeech,
@@ -23,6 +24,7 @@ from pipeline.agents.cascade.stages import (
 )
 from pipeline.agents.retry import Retry
 from pipeline.audio import PCM16_16K, AudioSpec
+from pipeline.tools.base import ToolSpec
 from tests.fakes.agents import tone_pcm
 
 #: the scripted speech: 20 ms of tone per character
@@ -65,7 +67,7 @@ class ScriptedRecognizer(StreamingSpeechToText):
 
 @dataclass
 class ChatCall:
-    messages: list[dict[str, str]]
+    messages: list[Message]
     started_s: float
     cancelled: bool = False
     finished: bool = False
@@ -75,7 +77,7 @@ class ChatCall:
 class ScriptedChat(Chat):
     """Answers every request with ``answer`` after ``first_token_s``."""
 
-    answer: Callable[[list[dict[str, str]]], list[str]]
+    answer: Callable[[list[Message]], list[str]]
     first_token_s: float = 0.1
     provider: str = "scripted"
     calls: list[ChatCall] = field(default_factory=list)
@@ -85,10 +87,11 @@ class ScriptedChat(Chat):
 
     async def reply(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         on_sentence: OnSentence,
         on_progress: Callable[[], None],
         attempt: Attempt,
+        tools: Sequence[ToolSpec] = (),
     ) -> ChatReply:
         call = ChatCall(list(messages), asyncio.get_running_loop().time())
         self.calls.append(call)
@@ -153,10 +156,11 @@ class FailingChat(Chat):
 
     async def reply(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         on_sentence: OnSentence,
         on_progress: Callable[[], None],
         attempt: Attempt,
+        tools: Sequence[ToolSpec] = (),
     ) -> ChatReply:
         self.attempts += 1
         await asyncio.sleep(self.after_s)

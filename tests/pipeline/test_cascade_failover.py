@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.agents.base import CallInfo
-from pipeline.agents.cascade.agent import CascadeAgent, CascadeStages
+from pipeline.agents.cascade.agent import CascadeAgent
 from pipeline.agents.cascade.config import CascadeConfig
 from pipeline.agents.cascade.failover import (
     Failovers,
@@ -15,7 +15,7 @@ from pipeline.agents.cascade.failover import (
     speech_pair,
     transcription_pair,
 )
-from pipeline.agents.cascade.stages import Chat, SpeechToText, TextToSpeech
+from pipeline.agents.cascade.stages import CascadeStages, Chat, SpeechToText, TextToSpeech
 from pipeline.agents.persona import Persona
 from pipeline.audio import PCM16_16K, PCM16_24K
 from tests.fakes.stages import (

@@ -13,8 +13,9 @@ import asyncio
 import pytest
 
 from pipeline.agents.base import CallInfo
-from pipeline.agents.cascade.agent import CascadeAgent, CascadeStages
+from pipeline.agents.cascade.agent import CascadeAgent
 from pipeline.agents.cascade.config import CascadeConfig
+from pipeline.agents.cascade.stages import CascadeStages, Message
 from pipeline.agents.persona import Persona
 from pipeline.audio import PCM16_16K
 from tests.fakes.stages import ScriptedChat, ScriptedRecognizer, ToneSpeech
@@ -24,7 +25,7 @@ from tests.support.virtual_time import run_virtual
 INFO = CallInfo("call-1", "fake", PCM16_16K)
 
 
-def echo_answer(messages: list[dict[str, str]]) -> list[str]:
+def echo_answer(messages: list[Message]) -> list[str]:
     return [f"You said {messages[-1]['content']}", "Anything else?"]
 
 

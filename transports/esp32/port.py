@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.audio import PCM16_24K, AudioSpec
+from pipeline.tools.base import TransferFailed, TransferTarget
 from transports.esp32.opus import OpusPacketizer
 from transports.esp32.playback import PlaybackClock
 from transports.esp32.protocol import AuthSettings, DeviceState, Esp32Protocol, OutboundViolation
@@ -189,6 +190,10 @@ class Esp32Port:
 
     async def drain(self, timeout_s: float) -> None:
         await asyncio.sleep(min(timeout_s, self.unacked_ms() / 1000))
+
+    async def transfer(self, target: TransferTarget) -> None:
+        """A toy has no one to hand over to (the agent is never offered it)."""
+        raise TransferFailed("a toy cannot be transferred")
 
     async def close(self, code: int, reason: str) -> None:
         """1000 is the polite end (L1): SESSION.END after playback, then the close."""

@@ -96,6 +96,7 @@ class TwilioStream(TransportStream[Event]):
             log.error("unexpected mediaFormat; continuing as mu-law/8000/1", extra=extra)
         # the stream token has done its job; agents and call records never see it
         params = {k: v for k, v in start.custom_parameters.items() if k != binding.PARAMETER}
+        self.port.call_params = params
         request = CallRequest(
             transport=self.transport,
             call_id=start.call_sid,

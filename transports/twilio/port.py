@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from pipeline.audio import ULAW_8K
+from pipeline.tools.base import TransferFailed, TransferTarget
 from transports.link import Link
 from transports.twilio.binding import StreamTokens
 from transports.twilio.protocol import TwilioProtocol
@@ -22,6 +23,10 @@ log = logging.getLogger("transports.twilio")
 
 #: ends a call at Twilio (REST), given its CallSid; must never raise
 CallCompleter = Callable[[str], Awaitable[None]]
+#: hands a live call to a person at Twilio (REST: the call's TwiML becomes a ``<Dial>``),
+#: given its CallSid, the target and the stream's custom parameters (from, to, persona);
+#: raises :class:`~pipeline.tools.base.TransferFailed`
+CallTransferrer = Callable[[str, TransferTarget, Mapping[str, str]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class TwilioOptions:
     #: the goodbye was heard and before the stream closes (the TwiML continues after
     #: ``</Connect>``, see bridge/twilio/twiml.py)
     complete_call: CallCompleter | None = None
+    #: when set, an agent may transfer the call to a person (``transfer_call`` tool)
+    transfer_call: CallTransferrer | None = None
     #: wall clock for stream-token expiry
     clock: Callable[[], float] = time.time
 
@@ -50,6 +57,9 @@ class TwilioPort:
         self.chunk_ms = options.chunk_ms
         self.lead_ms = options.lead_ms
         self._complete_call = options.complete_call
+        self._transfer_call = options.transfer_call
+        #: the stream's custom parameters (from, to, persona), set when it starts
+        self.call_params: Mapping[str, str] = {}
         self._link = link
         self._proto = proto
         self._all_played = asyncio.Event()
@@ -115,3 +125,11 @@ class TwilioPort:
         ):
             await self._complete_call(call_sid)
         await self._link.close(code, reason)
+
+    async def transfer(self, target: TransferTarget) -> None:
+        """The call's TwiML becomes a ``<Dial>`` to ``target`` (Twilio then stops the
+        stream); without REST credentials and a public host there is no transfer."""
+        call_sid = self._proto.call_sid
+        if self._transfer_call is None or not call_sid:
+            raise TransferFailed("transfers need Twilio REST credentials and a public host")
+        await self._transfer_call(call_sid, target, self.call_params)

@@ -18,6 +18,9 @@ stage and forwards its audio as it arrives. While the caller hears sentence one,
 writes sentence two; the playout's bounded queue is what lets synthesis of the next sentence
 overlap playback of the current one.
 
+When the model asks for tools (``tool_use.py``), the turn goes on after them with an answer
+built on their results. A keypad entry is a turn whose words are "[keypad: 1]".
+
 Failures are retried within one per-turn :class:`~pipeline.agents.retry.Deadline` that bounds
 the caller's silence. Nothing is ever repeated: the chat is retried only until its first
 sentence was handed on, a sentence's speech only until its first audio was sent. When a turn
@@ -30,55 +33,43 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
 
 from pipeline.agents.base import Agent, AgentOutput, CallInfo
 from pipeline.agents.cascade.chat_run import ChatRun, cancel_and_wait
 from pipeline.agents.cascade.config import CascadeConfig
 from pipeline.agents.cascade.listening import Listening
-from pipeline.agents.cascade.memory import Conversation, SpokenReply
+from pipeline.agents.cascade.memory import Conversation, SpokenReply, ToolRound
 from pipeline.agents.cascade.speaker import NextSentence, ReplySpeech, fixed_text
+from pipeline.agents.cascade.stage_calls import StageCalls
 from pipeline.agents.cascade.stages import (
     Attempt,
-    Chat,
+    CascadeStages,
     ChatReply,
+    Message,
     OnSentence,
-    SpeechToText,
-    Stage,
     StreamingSpeechToText,
-    TextToSpeech,
 )
+from pipeline.agents.cascade.tool_use import MAX_TOOL_ROUNDS, ToolUse
 from pipeline.agents.early import EarlyWork
 from pipeline.agents.persona import Persona
-from pipeline.agents.retry import Deadline, DeadlineExceeded, retry_within
+from pipeline.agents.retry import Deadline
 from pipeline.call_logger import CallLog
-
-T = TypeVar("T")
+from pipeline.tools.toolbox import Toolbox
 
 log = logging.getLogger("pipeline.agents.cascade")
-
-#: shortest timeout an attempt gets, even when the deadline is nearly spent
-MIN_ATTEMPT_TIMEOUT_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class CascadeStages:
-    """One call's three stages."""
-
-    stt: SpeechToText
-    chat: Chat
-    tts: TextToSpeech
-
-    def all(self) -> tuple[Stage, ...]:
-        return (self.stt, self.chat, self.tts)
 
 
 class CascadeAgent(Agent):
     hears_words = True
+    uses_keypad = True
 
     def __init__(
-        self, call: CallInfo, persona: Persona, stages: CascadeStages, config: CascadeConfig
+        self,
+        call: CallInfo,
+        persona: Persona,
+        stages: CascadeStages,
+        config: CascadeConfig,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.input_spec = stages.stt.input_spec
         self.output_spec = stages.tts.output_spec
@@ -95,9 +86,10 @@ class CascadeAgent(Agent):
         self._greeting_turn: int | None = None
         #: a transcription started in the caller's pause
         self._early = EarlyWork[str]()
-        self._reported: set[int] = set()
         self._eager_runs = 0
         self.log = CallLog.of(log, call.call_id, call.transport)
+        self._calls = StageCalls(call.call_id, config, self.log)
+        self._tools = ToolUse(toolbox or Toolbox([], self.log), persona, self._memory)
 
     @property
     def persona(self) -> Persona:
@@ -106,6 +98,10 @@ class CascadeAgent(Agent):
     @property
     def backchannels(self) -> tuple[str, ...]:
         return self._persona.backchannels
+
+    @property
+    def voicemail(self) -> str:
+        return self._persona.voicemail
 
     @property
     def commits_turns(self) -> bool:
@@ -171,6 +167,21 @@ class CascadeAgent(Agent):
         if not text:
             self.log.info("turn %d: nothing recognised", turn_id, extra={"turn_id": turn_id})
             return
+        await self._reply_to(turn_id, text, out, deadline, run)
+
+    async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:
+        await self._stop_greeting()
+        deadline = Deadline(self._cfg.turn_deadline_s)
+        await self._reply_to(turn_id, f"[keypad: {digits}]", out, deadline, None)
+
+    async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        await self._stop_greeting()
+        await self._say(turn_id, text, out)
+
+    async def _reply_to(
+        self, turn_id: int, text: str, out: AgentOutput, deadline: Deadline, run: ChatRun | None
+    ) -> None:
+        """Answer the caller's ``text``, with as many tool rounds as the model asks for."""
         out.transcript(turn_id, "user", text)
         self._memory.add_user(text)
         messages = self._memory.messages()
@@ -182,6 +193,19 @@ class CascadeAgent(Agent):
         else:
             self.log.debug("turn %d: the eager answer stands", turn_id, extra={"turn_id": turn_id})
         chat = await self._answer(turn_id, run, out, deadline)
+        for round_no in range(2, MAX_TOOL_ROUNDS + 2):
+            if not chat.tool_calls:
+                break
+
+            async def say(text: str, before: ToolRound | None) -> None:
+                await self._say(turn_id, text, out, before)
+
+            if await self._tools.round(turn_id, chat, out, say):
+                return  # the call went to a person
+            deadline = Deadline(self._cfg.turn_deadline_s)
+            messages = self._memory.messages()
+            run = self._start_chat(messages, deadline, f"{turn_id}-chat{round_no}", turn_id)
+            chat = await self._answer(turn_id, run, out, deadline)
         if chat.end_call:
             out.hang_up("agent ended the call")
 
@@ -206,9 +230,10 @@ class CascadeAgent(Agent):
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
         if turn_id == self._greeting_turn and self._greeting is not None:
             self._greeting.cancel()
-        reply = self._memory.heard(turn_id, heard_ms)
-        if reply is not None:
+        for reply in self._memory.heard(turn_id, heard_ms):
             self._report(reply)
+        if self._out is not None:
+            self._tools.toolbox.speech_cancelled(turn_id, self._out)
 
     async def close(self) -> None:
         self._early.drop()
@@ -261,29 +286,30 @@ class CascadeAgent(Agent):
 
     async def _transcribe(self, turn_id: int, utterance: bytes, deadline: Deadline) -> str:
         stt = self._stages.stt
-        return await self._stage(
+        return await self._calls.run(
             stt,
-            lambda: stt.transcribe(utterance, self._attempt(turn_id, "stt", deadline)),
+            lambda: stt.transcribe(utterance, self._calls.attempt(turn_id, "stt", deadline)),
             deadline,
         )
 
     # -- answering -------------------------------------------------------------------------
 
     def _start_chat(
-        self, messages: list[dict[str, str]], deadline: Deadline, name: str, turn_id: int
+        self, messages: list[Message], deadline: Deadline, name: str, turn_id: int
     ) -> ChatRun:
         chat = self._stages.chat
         assert self._out is not None
 
         def call(on_sentence: OnSentence, may_retry: Callable[[], bool]) -> Awaitable[ChatReply]:
             request_id = f"{self._call.call_id}-{name}"
-            return self._stage(
+            return self._calls.run(
                 chat,
                 lambda: chat.reply(
                     messages,
                     on_sentence,
                     deadline.progress,
-                    Attempt(turn_id, request_id, self._timeout_s(deadline)),
+                    Attempt(turn_id, request_id, self._calls.timeout_s(deadline)),
+                    self._tools.toolbox.specs,
                 ),
                 deadline,
                 may_retry=may_retry,
@@ -317,9 +343,11 @@ class CascadeAgent(Agent):
             return
         out.end_turn(turn_id)
 
-    async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
-        """Speak fixed text (greeting, farewell) as one remembered reply."""
-        reply = self._memory.add_reply(turn_id, self.output_spec)
+    async def _say(
+        self, turn_id: int, text: str, out: AgentOutput, before: ToolRound | None = None
+    ) -> None:
+        """Speak fixed text (greeting, farewell, filler) as one remembered reply."""
+        reply = self._memory.add_reply(turn_id, self.output_spec, before)
         deadline = Deadline(self._cfg.turn_deadline_s)
         try:
             await self._speak(turn_id, reply, fixed_text(text), out, deadline)
@@ -344,51 +372,20 @@ class CascadeAgent(Agent):
 
         tts = self._stages.tts
         speech = ReplySpeech(tts, self._voice, reply, next_sentence, forward, deadline, on_audible)
-        await self._stage(
+        await self._calls.run(
             tts,
-            lambda: speech.attempt(self._attempt(turn_id, "tts", deadline)),
+            lambda: speech.attempt(self._calls.attempt(turn_id, "tts", deadline)),
             deadline,
             may_retry=speech.may_retry,
         )
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _stage(
-        self,
-        stage: Stage,
-        attempt: Callable[[], Awaitable[T]],
-        deadline: Deadline,
-        may_retry: Callable[[], bool] = lambda: True,
-    ) -> T:
-        try:
-            return await retry_within(
-                attempt,
-                deadline,
-                stage.classify,
-                what=f"{stage.provider} {stage.kind}",
-                policy=self._cfg.retry,
-                may_retry=may_retry,
-                logger=self.log,
-            )
-        except DeadlineExceeded:
-            raise
-        except Exception as exc:
-            if stage.classify(exc) is None:
-                stage.report_permanent(exc)
-            raise
-
-    def _attempt(self, turn_id: int, stage: str, deadline: Deadline) -> Attempt:
-        request_id = f"{self._call.call_id}-{turn_id}-{stage}"
-        return Attempt(turn_id, request_id, self._timeout_s(deadline))
-
-    def _timeout_s(self, deadline: Deadline) -> float:
-        return max(MIN_ATTEMPT_TIMEOUT_S, min(self._cfg.request_timeout_s, deadline.remaining_s()))
-
     def _report(self, reply: SpokenReply) -> None:
         """The assistant's words for call records, once per turn, as heard."""
-        if reply.turn_id in self._reported or self._out is None:
+        if reply.reported or self._out is None:
             return
-        self._reported.add(reply.turn_id)
+        reply.reported = True
         if reply.text:
             self._out.transcript(reply.turn_id, "assistant", reply.text)
 

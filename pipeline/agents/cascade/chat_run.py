@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pipeline.agents.cascade.stages import ChatReply, OnSentence
+from pipeline.agents.cascade.stages import ChatReply, Message, OnSentence
 from pipeline.tasks import TaskSet
 
 #: runs the chat stage (with its retries): given where sentences go and whether a retry may
@@ -27,9 +27,7 @@ ChatCall = Callable[[OnSentence, Callable[[], bool]], Awaitable[ChatReply]]
 
 
 class ChatRun:
-    def __init__(
-        self, messages: list[dict[str, str]], call: ChatCall, tasks: TaskSet, name: str
-    ) -> None:
+    def __init__(self, messages: list[Message], call: ChatCall, tasks: TaskSet, name: str) -> None:
         #: the conversation the answer is to (a speculative run is kept only if it matches)
         self.messages = messages
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()

@@ -7,14 +7,26 @@ start-up, not on its first call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from pipeline.agents.base import Agent, AgentFactory, CallInfo
-from pipeline.agents.cascade.agent import CascadeAgent, CascadeStages
+from pipeline.agents.cascade.agent import CascadeAgent
 from pipeline.agents.cascade.config import CascadeConfig
 from pipeline.agents.cascade.failover import Failovers
-from pipeline.agents.cascade.stages import Chat, SpeechToText, Stage, StageFactory, TextToSpeech
+from pipeline.agents.cascade.stages import (
+    CascadeStages,
+    Chat,
+    SpeechToText,
+    Stage,
+    StageFactory,
+    TextToSpeech,
+)
 from pipeline.agents.persona import PersonaBook, PersonaError
+from pipeline.call_logger import CallLog
+from pipeline.tools.offer import ToolOffer
+
+log = logging.getLogger("pipeline.agents.cascade")
 
 
 class CascadeAgentFactory(AgentFactory):
@@ -29,8 +41,11 @@ class CascadeAgentFactory(AgentFactory):
         default_stt: str,
         default_tts: str,
         failovers: Failovers | None = None,
+        tools: ToolOffer | None = None,
     ) -> None:
         self.name = name
+        #: each call's tools (its persona's, and transfers on phone lines)
+        self.tools = tools or ToolOffer()
         self.config = config
         self._stt = stt
         self._chat = chat
@@ -61,9 +76,14 @@ class CascadeAgentFactory(AgentFactory):
             chat=self._chat.create(call),
             tts=self._tts[persona.tts or self._default_tts].create(call),
         )
-        return CascadeAgent(call, persona, stages, self.config)
+        toolbox = self.tools.toolbox(persona, call, CallLog.of(log, call.call_id, call.transport))
+        return CascadeAgent(call, persona, stages, self.config, toolbox)
+
+    async def start(self) -> None:
+        await self.tools.start()
 
     async def aclose(self) -> None:
+        await self.tools.aclose()
         factories: list[StageFactory[Stage]] = [
             *self._stt.values(),
             self._chat,

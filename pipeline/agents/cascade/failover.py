@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from pipeline.agents.base import CallInfo
@@ -27,6 +27,7 @@ from pipeline.agents.cascade.stages import (
     Attempt,
     Chat,
     ChatReply,
+    Message,
     OnSentence,
     OnSpokenAudio,
     SpeechToText,
@@ -39,6 +40,7 @@ from pipeline.agents.cascade.stages import (
 )
 from pipeline.agents.retry import Retry
 from pipeline.audio import Converter
+from pipeline.tools.base import ToolSpec
 
 log = logging.getLogger("pipeline.agents.cascade")
 
@@ -132,14 +134,15 @@ class FailoverChat(Chat):
 
     async def reply(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         on_sentence: OnSentence,
         on_progress: Callable[[], None],
         attempt: Attempt,
+        tools: Sequence[ToolSpec] = (),
     ) -> ChatReply:
         stage = self._pair.current
         try:
-            result = await stage.reply(messages, on_sentence, on_progress, attempt)
+            result = await stage.reply(messages, on_sentence, on_progress, attempt, tools)
         except Exception as exc:
             self._pair.tag(exc, stage)
             self._pair.failed(exc)

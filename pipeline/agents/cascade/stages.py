@@ -19,13 +19,17 @@ socket) keeps it for the whole call, across turns.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pipeline.agents.base import CallInfo
 from pipeline.agents.retry import Retry
 from pipeline.audio import AudioSpec
+from pipeline.tools.base import ToolRequest, ToolSpec
+
+#: one Chat Completions message (``role``, ``content``, maybe ``tool_calls``)
+Message = dict[str, Any]
 
 #: told each piece of synthesised audio as it arrives (whole samples of ``output_spec``)
 OnAudio = Callable[[bytes], Awaitable[None]]
@@ -56,6 +60,8 @@ class ChatReply:
     sentences: int = 0
     #: the model asked to end the call (its goodbye is in ``text``)
     end_call: bool = False
+    #: tools the model asked for (``end_call`` aside), in its order
+    tool_calls: list[ToolRequest] = field(default_factory=list)
 
 
 class Stage(ABC):
@@ -141,13 +147,15 @@ class Chat(Stage):
     @abstractmethod
     async def reply(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         on_sentence: OnSentence,
         on_progress: Callable[[], None],
         attempt: Attempt,
+        tools: Sequence[ToolSpec] = (),
     ) -> ChatReply:
         """Stream one answer to ``messages``: each sentence to ``on_sentence`` as it ends,
-        ``on_progress`` whenever anything arrives (it keeps the turn's deadline alive)."""
+        ``on_progress`` whenever anything arrives (it keeps the turn's deadline alive).
+        ``tools`` are offered besides ``end_call``; the calls asked for are in the reply."""
 
 
 class SpeechTurn(ABC):
@@ -250,3 +258,15 @@ class StageFactory(ABC, Generic[S]):
 
     async def aclose(self) -> None:
         """The process is shutting down: release the shared resources."""
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeStages:
+    """One call's three stages."""
+
+    stt: SpeechToText
+    chat: Chat
+    tts: TextToSpeech
+
+    def all(self) -> tuple[Stage, ...]:
+        return (self.stt, self.chat, self.tts)

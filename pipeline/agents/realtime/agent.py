@@ -41,9 +41,13 @@ from pipeline.agents.realtime.config import RealtimeConfig
 from pipeline.agents.realtime.link import RealtimeLink
 from pipeline.agents.realtime.server_events import ServerEvents
 from pipeline.agents.realtime.speaker import Speaker
-from pipeline.agents.realtime.turns import Turns
+from pipeline.agents.realtime.tool_calls import RealtimeTools, say_exactly
+from pipeline.agents.realtime.turns import Response, Turns
 from pipeline.audio import PCM16_24K, ULAW_8K, AudioSpec
 from pipeline.call_logger import CallLog
+from pipeline.tools.base import ToolRequest
+from pipeline.tools.offer import ToolOffer
+from pipeline.tools.toolbox import Toolbox
 
 log = logging.getLogger("pipeline.agents.realtime")
 
@@ -54,8 +58,15 @@ FAREWELL_TIMEOUT_S = 10.0
 class RealtimeAgent(Agent):
     detects_turns = True
 
+    uses_keypad = True
+
     def __init__(
-        self, config: RealtimeConfig, persona: Persona, spec: AudioSpec, call: CallInfo
+        self,
+        config: RealtimeConfig,
+        persona: Persona,
+        spec: AudioSpec,
+        call: CallInfo,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.input_spec = spec
         self.output_spec = spec
@@ -72,6 +83,10 @@ class RealtimeAgent(Agent):
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._drop_logged = False
+        self._tools = RealtimeTools(
+            toolbox or Toolbox([], self.log), persona, self._turns, self._link.send, self._say
+        )
+        self._events.on_tools = self._tools_requested
 
     @property
     def connections(self) -> int:
@@ -114,7 +129,56 @@ class RealtimeAgent(Agent):
         for item_id in self._events.items.harmless():
             self._link.send(events.item_delete(item_id))
 
+    @property
+    def voicemail(self) -> str:
+        return self.persona.voicemail
+
+    def _tools_requested(self, response: Response, requests: list[ToolRequest]) -> None:
+        assert self._events.out is not None
+        self._tools.requested(response, requests, self._events.out)
+
+    async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:
+        """Keys are the caller's message in words; the answer is this turn's."""
+        text = f"[keypad: {digits}]"
+        self._history.append(("user", text))
+        out.transcript(turn_id, "user", text)
+        self._turns.user_turns += 1
+        self._link.send(events.history_item("user", text))
+        await self._respond_as(turn_id, "")
+
+    async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        await self._respond_as(turn_id, say_exactly(text))
+
+    async def _say(self, text: str) -> None:
+        """Say ``text`` word for word as a turn of its own (a filler, a handoff line)."""
+        out = self._events.out
+        assert out is not None
+        turn = out.begin_turn()
+        try:
+            await self._respond_as(turn, say_exactly(text))
+        finally:
+            out.end_turn(turn)
+
+    async def _respond_as(self, turn_id: int, instructions: str) -> None:
+        """Ask for a response as ``turn_id`` and wait until it has been generated (the
+        session ends the turn); not connected, or too slow: it goes unsaid."""
+        if not self._link.connected:
+            return
+        done = asyncio.Event()
+        self._turns.external[turn_id] = done
+        self._turns.pending = turn_id
+        self._link.send(events.response_create(turn_id, instructions))
+        try:
+            async with asyncio.timeout(FAREWELL_TIMEOUT_S):
+                await done.wait()
+        except TimeoutError:
+            self.log.warning("turn %d: the response did not arrive in time", turn_id)
+        finally:
+            self._turns.external.pop(turn_id, None)
+
     def interrupted(self, turn_id: int, heard_ms: float) -> None:
+        if self._events.out is not None:
+            self._tools.interrupted(turn_id, self._events.out)
         self._cut(turn_id, heard_ms)
         if self._events.items.real():  # the interrupting turn, committed while it was judged
             self._events.answer()
@@ -136,19 +200,8 @@ class RealtimeAgent(Agent):
         self.log.info("barge-in: response %s cut at %.0f ms heard", response.response_id, heard_ms)
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
-        if not self._link.connected:
-            return  # nothing to say it with; the call still ends politely
-        done = asyncio.Event()
-        self._turns.external[turn_id] = done
-        self._turns.pending = turn_id
-        self._link.send(events.response_create(turn_id, events.FAREWELL_INSTRUCTIONS))
-        try:
-            async with asyncio.timeout(FAREWELL_TIMEOUT_S):
-                await done.wait()
-        except TimeoutError:
-            self.log.warning("the farewell did not arrive in time")
-        finally:
-            self._turns.external.pop(turn_id, None)
+        # not connected: nothing to say it with; the call still ends politely
+        await self._respond_as(turn_id, events.FAREWELL_INSTRUCTIONS)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -170,7 +223,9 @@ class RealtimeAgent(Agent):
 
         A generator, so the greeting's turn is read only when it is about to be sent.
         """
-        yield events.session_update(self.config, self.persona, self.input_spec)
+        yield events.session_update(
+            self.config, self.persona, self.input_spec, self._tools.toolbox.specs
+        )
         if not first:
             for role, text in self._history:
                 yield events.history_item(role, text)
@@ -185,9 +240,12 @@ class RealtimeAgentFactory(AgentFactory):
 
     name = "openai-realtime"
 
-    def __init__(self, config: RealtimeConfig, personas: PersonaBook) -> None:
+    def __init__(
+        self, config: RealtimeConfig, personas: PersonaBook, tools: ToolOffer | None = None
+    ) -> None:
         self.config = config
         self.personas = personas
+        self.tools = tools or ToolOffer()
 
     @staticmethod
     def spec_for(call: CallInfo) -> AudioSpec:
@@ -195,4 +253,12 @@ class RealtimeAgentFactory(AgentFactory):
         return ULAW_8K if call.transport == "twilio" else PCM16_24K
 
     def create(self, call: CallInfo) -> Agent:
-        return RealtimeAgent(self.config, self.personas.for_call(call), self.spec_for(call), call)
+        persona = self.personas.for_call(call)
+        toolbox = self.tools.toolbox(persona, call, CallLog.of(log, call.call_id, call.transport))
+        return RealtimeAgent(self.config, persona, self.spec_for(call), call, toolbox)
+
+    async def start(self) -> None:
+        await self.tools.start()
+
+    async def aclose(self) -> None:
+        await self.tools.aclose()

@@ -7,11 +7,13 @@ the protocol can be read (and checked against the API reference) in one place.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.agents.persona import Persona
 from pipeline.agents.realtime.config import RealtimeConfig
 from pipeline.audio import ULAW_8K, AudioSpec
+from pipeline.tools.base import ToolSpec
 
 Event = dict[str, Any]
 
@@ -55,7 +57,9 @@ def turn_detection(config: RealtimeConfig) -> Event:
     }
 
 
-def session_update(config: RealtimeConfig, persona: Persona, spec: AudioSpec) -> Event:
+def session_update(
+    config: RealtimeConfig, persona: Persona, spec: AudioSpec, tools: Sequence[ToolSpec] = ()
+) -> Event:
     audio_in: Event = {"format": audio_format(spec), "turn_detection": turn_detection(config)}
     if config.transcribe_model:
         audio_in["transcription"] = {"model": config.transcribe_model}
@@ -70,7 +74,7 @@ def session_update(config: RealtimeConfig, persona: Persona, spec: AudioSpec) ->
             "output_modalities": ["audio"],
             "instructions": persona.system_prompt,
             "audio": {"input": audio_in, "output": audio_out},
-            "tools": [_END_CALL],
+            "tools": [_END_CALL, *(tool.realtime_tool() for tool in tools)],
             "tool_choice": "auto",
         },
     }
@@ -111,7 +115,8 @@ def truncate(item_id: str, audio_end_ms: int) -> Event:
 
 
 def history_item(role: str, text: str) -> Event:
-    """A past turn replayed as text after a reconnect (audio is not kept)."""
+    """A past turn replayed as text after a reconnect (audio is not kept), or what the
+    caller gave that is not speech (keys pressed)."""
     kind = "input_text" if role == "user" else "output_text"
     return {
         "type": "conversation.item.create",

@@ -21,8 +21,10 @@ from pipeline.agents.base import AgentOutput
 from pipeline.agents.realtime import events
 from pipeline.agents.realtime.judged import Commit, JudgedItems
 from pipeline.agents.realtime.speaker import Speaker
+from pipeline.agents.realtime.tool_calls import tool_calls_of
 from pipeline.agents.realtime.turns import Response, Turns
 from pipeline.call_logger import CallLog
+from pipeline.tools.base import ToolRequest
 
 #: error codes that are expected races, not bugs (a cancel after the response finished)
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
@@ -51,6 +53,8 @@ class ServerEvents:
         self.out: AgentOutput | None = None
         #: which user items are answered, held for a verdict or deleted
         self.items = JudgedItems()
+        #: told when a finished response called tools (``tool_calls.py``)
+        self.on_tools: Callable[[Response, list[ToolRequest]], None] | None = None
 
     def on_message(self, message: str | bytes) -> None:
         try:
@@ -100,6 +104,7 @@ class ServerEvents:
     def answer(self) -> None:
         """Ask the model to answer the caller's committed turn."""
         self.turns.awaiting_answer = True
+        self.turns.user_turns += 1
         self.send(events.answer())
 
     def _on_user_transcript(self, event: dict[str, Any]) -> None:
@@ -170,6 +175,9 @@ class ServerEvents:
             self.speaker.hang_up(response.turn_id or 0, hang_up)
         elif end_call is not None and status != "failed":
             self._end_call(response, *end_call)
+        calls = tool_calls_of(body)
+        if calls and status == "completed" and self.on_tools is not None:
+            self.on_tools(response, calls)
 
     def _end_call(self, response: Response, call_id: str, reason: str) -> None:
         """The model called ``end_call``: hang up once its goodbye has been heard."""

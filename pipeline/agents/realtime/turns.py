@@ -48,6 +48,8 @@ class Turns:
     #: a user turn was committed and the server is about to answer it
     awaiting_answer: bool = False
     last_turn: int = 0
+    #: the caller's turns (speech, keys) asked to be answered so far
+    user_turns: int = 0
 
     def remember(self, response: Response) -> None:
         self.by_id[response.response_id] = response

@@ -7,30 +7,41 @@ Each sentence is handed on the moment its end arrives in the token stream, so sp
 first sentence starts while the model is still writing the rest. The stream's events are
 parsed here (:mod:`pipeline.agents.providers.openai.sse`) rather than by the library's typed models,
 which cost more than the rest of a chunk's handling. The ``end_call`` tool lets
-the model end the conversation after saying goodbye.
+the model end the conversation after saying goodbye; the persona's tools are offered with
+it, and the calls the model asks for (streamed as ``tool_calls`` deltas: id and name first,
+the arguments in pieces, each keyed by its index) are gathered into the reply.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 
 from pipeline.agents.base import CallInfo
-from pipeline.agents.cascade.stages import Attempt, Chat, ChatReply, OnSentence, StageFactory
+from pipeline.agents.cascade.stages import (
+    Attempt,
+    Chat,
+    ChatReply,
+    Message,
+    OnSentence,
+    StageFactory,
+)
 from pipeline.agents.providers.openai.clients import CLIENT_REQUEST_ID, OpenAIClients, StreamError
 from pipeline.agents.providers.openai.config import Endpoint
 from pipeline.agents.providers.openai.sse import event_data
 from pipeline.agents.providers.openai.stage import OpenAIStage
 from pipeline.agents.sentences import SentenceCutter
+from pipeline.tools.base import ToolRequest, ToolSpec
 
+END_CALL_TOOL_NAME = "end_call"
 END_CALL_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
-        "name": "end_call",
+        "name": END_CALL_TOOL_NAME,
         "description": (
             "End the call or conversation. Use it when the caller says goodbye or asks to "
             "end; say a short goodbye in the same reply before calling it."
@@ -59,10 +70,11 @@ class OpenAIChat(OpenAIStage, Chat):
 
     async def reply(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         on_sentence: OnSentence,
         on_progress: Callable[[], None],
         attempt: Attempt,
+        tools: Sequence[ToolSpec] = (),
     ) -> ChatReply:
         return await stream_sentences(
             self.client,
@@ -72,6 +84,7 @@ class OpenAIChat(OpenAIStage, Chat):
             on_progress,
             attempt.timeout_s,
             attempt.request_id,
+            tools,
         )
 
 
@@ -94,16 +107,17 @@ class OpenAIChatFactory(StageFactory[OpenAIChat]):
 async def stream_sentences(
     client: openai.AsyncOpenAI,
     model: str,
-    messages: list[dict[str, str]],
+    messages: list[Message],
     on_sentence: OnSentence,
     on_progress: Callable[[], None],
     timeout_s: float,
     request_id: str,
+    tools: Sequence[ToolSpec] = (),
 ) -> ChatReply:
     """Stream one answer; ``on_sentence`` gets each complete sentence as soon as it ends."""
     reply = ChatReply()
     cutter = SentenceCutter()
-    tool_names: dict[int, str] = {}
+    calls: dict[int, _Call] = {}
     done = False
     async with client.chat.completions.with_streaming_response.create(
         model=model,
@@ -111,7 +125,10 @@ async def stream_sentences(
         # walks them against its type hints first (about 0.4 ms a message here), so every
         # turn of a long call would wait longer than the one before: 16 ms at 40 messages.
         messages=[],
-        extra_body={"messages": messages, "tools": [END_CALL_TOOL]},
+        extra_body={
+            "messages": messages,
+            "tools": [END_CALL_TOOL, *(tool.chat_tool() for tool in tools)],
+        },
         stream=True,
         timeout=timeout_s,
         extra_headers={CLIENT_REQUEST_ID: request_id},
@@ -131,10 +148,9 @@ async def stream_sentences(
             on_progress()
             choices = chunk.get("choices") or ()
             delta = (choices[0].get("delta") or {}) if choices else {}
-            for call in delta.get("tool_calls") or ():
-                name = (call.get("function") or {}).get("name")
-                if name:
-                    tool_names[call.get("index", 0)] = name
+            for piece in delta.get("tool_calls") or ():
+                call = calls.setdefault(piece.get("index", 0), _Call())
+                call.add(piece)
             if content := delta.get("content"):
                 reply.text += content
                 for sentence in cutter.push(content):
@@ -143,8 +159,27 @@ async def stream_sentences(
     for sentence in cutter.flush():
         reply.sentences += 1
         await on_sentence(sentence)
-    reply.end_call = "end_call" in tool_names.values()
+    for call in calls.values():
+        if call.name == END_CALL_TOOL_NAME:
+            reply.end_call = True
+        elif call.name:
+            reply.tool_calls.append(ToolRequest(call.id, call.name, call.arguments))
     return reply
+
+
+class _Call:
+    """One tool call as its deltas arrive."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments = ""
+
+    def add(self, piece: dict[str, Any]) -> None:
+        self.id = piece.get("id") or self.id
+        function = piece.get("function") or {}
+        self.name = function.get("name") or self.name
+        self.arguments += function.get("arguments") or ""
 
 
 def _message(error: Any) -> str:
