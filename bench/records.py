@@ -16,7 +16,7 @@ def turns_by_call(records_url: str) -> dict[str, list[TurnRow]]:
         calls: dict[str, list[TurnRow]] = {}
         for summary in store.recent_calls(100_000):
             call = store.call(summary.call.call_id)
-            calls[summary.call.call_id] = call[1] if call else []
+            calls[summary.call.call_id] = call.turns if call else []
         return calls
     finally:
         store.close()

@@ -55,7 +55,7 @@ def server_turns(records_url: str) -> list[ServerTurn]:
         found: list[ServerTurn] = []
         for summary in store.recent_calls(100_000):
             call = store.call(summary.call.call_id)
-            for t in call[1] if call else []:
+            for t in call.turns if call else []:
                 if t.user_speech_ms is not None and t.latency_ms is not None:
                     found.append(ServerTurn(t.call_id, t.turn_id, t.at_s, t.latency_ms))
         return found

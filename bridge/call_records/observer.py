@@ -1,10 +1,12 @@
-"""Session hooks -> call and turn rows, written as the call goes.
+"""Session hooks -> call, turn and tool call rows, written as the call goes.
 
-The call row is written when the session is created and again when it ends; each turn row
-when the turn opens (end of user speech) and again whenever something about it is learnt
-(reply latency, transcripts, barge-in, agent error). A crash therefore loses at most what
-was learnt about the turn in flight since its last hook. All of it is cheap, synchronous
-bookkeeping on the event loop; the SQL happens on the writer thread.
+The call row is written when the session is created, when it is transferred and again when
+it ends; each turn row when the turn opens (end of user speech, digits keyed) and again
+whenever something about it is learnt (reply latency, transcripts, barge-in, agent error);
+each tool call row when the call starts, when it ends and if its spoken answer is cut off.
+A crash therefore loses at most what was learnt about the turn in flight since its last hook.
+All of it is cheap, synchronous bookkeeping on the event loop; the SQL happens on the writer
+thread.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bridge.call_records.model import CallRow, TurnRow
+from bridge.call_records.model import CallRow, ToolCallRow, TurnRow
 from bridge.call_records.writer import RecordWriter
 from pipeline.observers import ObservedCall, SessionObserver
+from pipeline.tools.base import ToolCallRecord
 from transports.base import mask_phone
 
 #: turns of one call kept in memory for late updates; older ones are complete
@@ -87,17 +90,33 @@ class CallRecorder(SessionObserver):
         self._writer.submit(turn)
 
     def on_transcript(self, session: ObservedCall, turn_id: int, role: str, text: str) -> None:
-        state = self._call(session)
-        if role == "dtmf":
-            state.row.dtmf += text
-            self._writer.submit(state.row)
-            return
-        turn = self._turn(state, turn_id)
+        if role not in ("user", "assistant"):
+            return  # keypad digits come through on_keypad
+        turn = self._turn(self._call(session), turn_id)
         if role == "user":
             turn.user_text = _join(turn.user_text, text)
         else:
             turn.assistant_text = _join(turn.assistant_text, text)
         self._writer.submit(turn)
+
+    def on_keypad(self, session: ObservedCall, turn_id: int, digits: str) -> None:
+        """Digits are kept twice: on their turn (what made it) and, in order, on the call."""
+        state = self._call(session)
+        state.row.dtmf += digits
+        self._writer.submit(state.row)
+        turn = self._turn(state, turn_id)
+        turn.dtmf += digits
+        state.last_turn_id = turn_id
+        self._writer.submit(turn)
+
+    def on_tool_call(self, session: ObservedCall, record: ToolCallRecord) -> None:
+        state = self._call(session)
+        self._writer.submit(ToolCallRow.of(state.row.call_id, record))
+
+    def on_transfer(self, session: ObservedCall, destination: str) -> None:
+        state = self._call(session)
+        state.row.transferred_to = destination
+        self._writer.submit(state.row)
 
     def on_barge_in(self, session: ObservedCall, turn_id: int, heard_ms: float) -> None:
         state = self._call(session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from bridge.call_records.model import CallSummary, Row, TurnRow
+from bridge.call_records.model import CallDetail, CallSummary, Row
 from bridge.call_records.url import RecordsTarget
 
 
@@ -19,15 +19,19 @@ class RecordStore(Protocol):
         """The ``limit`` most recently started calls, newest first."""
         ...
 
-    def call(self, call_id: str) -> tuple[CallSummary, list[TurnRow]] | None:
-        """One call and its turns in order, or None."""
+    def call(self, call_id: str) -> CallDetail | None:
+        """One call with its turns and tool calls in order, or None."""
         ...
 
     def close(self) -> None: ...
 
 
 def open_store(target: RecordsTarget, *, create: bool = True) -> RecordStore:
-    """Connect and (with ``create``) make sure the schema exists; idempotent."""
+    """Connect and (with ``create``) make sure the schema exists; idempotent.
+
+    Either way an existing database of an older version is upgraded in place (columns and
+    tables added), so a newer ``bridge calls`` can read what an older server wrote.
+    """
     if target.kind == "sqlite":
         from bridge.call_records.sqlite import SqliteStore
 

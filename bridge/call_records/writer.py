@@ -5,7 +5,9 @@ wakes on the first row, lingers briefly for the rest (a turn's rows come in a bu
 transcript, first audio), keeps the newest snapshot of each row, and upserts the batch in one
 transaction. Lingering means fewer transactions, and that the writer's work (which shares the
 core and the interpreter lock with the event loop) does not start the moment a caller's turn
-is committed, when the loop is busiest with that turn. A failing database (locked,
+is committed, when the loop is busiest with that turn. (Twilio's status rows are never
+coalesced: each callback carries different columns, merged by the database; see
+:class:`~bridge.call_records.model.TwilioStatusRow`.) A failing database (locked,
 unreachable, read-only) is retried with backoff for a while, then the batch is dropped and
 counted: call records must never cost a call.
 When the queue is full, new rows are dropped and counted rather than blocking the loop.

@@ -21,7 +21,9 @@ def register(sub: SubParsers) -> None:
     )
     calls.set_defaults(func=calls_command, action="list")
     calls_sub = calls.add_subparsers(dest="action")
-    calls_show = calls_sub.add_parser("show", parents=[common], help="one call, turn by turn")
+    calls_show = calls_sub.add_parser(
+        "show", parents=[common], help="one call, turn by turn, with its tool calls"
+    )
     calls_show.add_argument("call_id")
 
 
@@ -50,7 +52,7 @@ def calls_command(args: argparse.Namespace) -> int:
             if found is None:
                 print(f"no call {args.call_id!r}", file=sys.stderr)
                 return 1
-            print(report.call_json(*found) if args.json else report.call_text(*found))
+            print(report.call_json(found) if args.json else report.call_text(found))
         else:
             calls = store.recent_calls(args.limit)
             print(report.calls_json(calls) if args.json else report.calls_table(calls))

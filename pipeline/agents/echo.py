@@ -24,7 +24,6 @@ class EchoAgent(Agent):
 
     def dtmf(self, digit: str, out: AgentOutput) -> None:
         self.digits.append(digit)
-        out.transcript(0, "dtmf", digit)
 
 
 class EchoAgentFactory(AgentFactory):

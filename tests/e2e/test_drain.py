@@ -97,7 +97,7 @@ async def test_sigterm_lets_the_reply_finish_refuses_new_calls_and_exits_0(
     finally:
         store.close()
     assert found is not None
-    summary, turns = found
+    summary, turns = found.summary, found.turns
     assert summary.call.end_reason == "server shutdown" and summary.call.ended_at_s is not None
     assert [t.user_speech_ms is not None for t in turns].count(True) == 1
     assert all(t.latency_ms is not None for t in turns if t.user_speech_ms is not None)

@@ -55,7 +55,7 @@ async def test_both_directions_are_recorded_on_one_timeline(
     await peer.wait_closed()
     await peer.close()
 
-    summary, _turns = await asyncio.to_thread(wait_for_call, url, peer.call_sid)
+    summary = (await asyncio.to_thread(wait_for_call, url, peer.call_sid)).summary
     path = Path(summary.call.recording_path)
     assert path.parent == tmp_path / "rec" and path.name.endswith(f"-{peer.call_sid}.wav")
     caller, agent = read_stereo(path)

@@ -19,7 +19,13 @@ from tests.support import records as records_fixtures
 from tests.support.records import TranscriptAgent, wait_for_call
 from tests.support.serverthread import MakeServer, ServerThread
 from tests.support.toys import hello_16k, open_toy
-from tests.support.twilio_calls import assert_heard_own_words, open_call, say, say_and_listen
+from tests.support.twilio_calls import (
+    assert_heard_own_words,
+    background,
+    open_call,
+    say,
+    say_and_listen,
+)
 
 postgres_url = records_fixtures.postgres_url
 store_url = records_fixtures.store_url
@@ -52,51 +58,78 @@ async def test_phone_call_is_recorded_turn_by_turn_and_listed_by_the_cli(
     factory = Factory(lambda call: TranscriptAgent(call, reply_ms=600))
     server = make_server(factory, BRIDGE_RECORDS_URL=store_url)
     peer = await open_call(server, params={"from": CALLER, "to": CALLEE})
-    await peer.send_dtmf("7")
+    # a keypad entry ("7", then "#" ends it) is a turn of its own, answered like speech
+    talker = background(peer.silence(20_000))
+    try:
+        await peer.send_dtmf("7")
+        await peer.send_dtmf("#")
+        await peer.wait_for_media(1)
+        await peer.wait_quiet(quiet_s=0.8, timeout_s=20)
+    finally:
+        talker.cancel()
     for _ in range(2):
         await say_and_listen(peer, hello_ulaw)
     await peer.send_stop()
     await peer.wait_closed()
     await peer.close()
+    # Twilio's status callback comes after the stream has ended
+    records = records_of(server)
+    records.twilio_status(peer.call_sid, status="completed", duration_s=9.0, answered_by="human")
+    assert records.writer is not None and await asyncio.to_thread(records.writer.flush)
 
-    summary, turns = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    found = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    summary, turns = found.summary, found.turns
     call = summary.call
     assert (call.transport, call.caller, call.callee) == ("twilio", "********1111", "********2222")
     assert call.end_reason == "stop" and call.dtmf == "7"
+    assert (summary.twilio_status, summary.twilio_duration_s) == ("completed", 9.0)
+    assert summary.answered_by == "human"
     assert call.ended_at_s is not None and 2 < call.ended_at_s - call.started_at_s < 60
-    assert summary.turns == 2 and [t.turn_id for t in turns] == [1, 2]
-    for n, turn in enumerate(turns, start=1):
+    assert summary.turns == 3 and [t.turn_id for t in turns] == [1, 2, 3]
+    keyed = turns[0]
+    assert (keyed.dtmf, keyed.user_text, keyed.assistant_text) == ("7", "", "you pressed 7")
+    assert keyed.latency_ms is not None and 0 <= keyed.latency_ms < 2000
+    assert not keyed.interrupted and call.barge_ins == 0
+    for n, turn in enumerate(turns[1:], start=1):
         assert turn.user_text == f"question {n}" and turn.assistant_text == f"answer {n}"
         assert turn.user_speech_ms is not None and 500 < turn.user_speech_ms < 5000
         # measured from the turn's commit (after the silence window) to the first reply audio
         assert turn.latency_ms is not None and 0 <= turn.latency_ms < 2000
         assert not turn.interrupted and turn.heard_ms is None and turn.agent_error == ""
         assert call.started_at_s <= turn.at_s <= call.ended_at_s
+        assert turn.dtmf == ""
 
     listing = await asyncio.to_thread(run_cli, "calls", env={"BRIDGE_RECORDS_URL": store_url})
     assert listing.returncode == 0, listing.stderr
     header, line = listing.stdout.splitlines()[:2]
     assert header.split()[:2] == ["CALL", "ID"]
     assert line.split()[:5] == [peer.call_sid, "twilio", "********1111", "->", "********2222"]
-    assert line.split()[-2:] == ["2", "stop"]
+    assert line.split()[-2:] == ["3", "stop"]
 
     as_json = await asyncio.to_thread(run_cli, "calls", "--url", store_url, "--json")
     assert as_json.returncode == 0, as_json.stderr
     [listed] = json.loads(as_json.stdout)
-    assert listed["call_id"] == peer.call_sid and listed["turns"] == 2
+    assert listed["call_id"] == peer.call_sid and listed["turns"] == 3
     assert listed["duration_s"] == pytest.approx(call.ended_at_s - call.started_at_s, abs=0.01)
+    assert (listed["twilio_status"], listed["answered_by"]) == ("completed", "human")
 
     shown = await asyncio.to_thread(run_cli, "calls", "show", peer.call_sid, "--url", store_url)
     assert shown.returncode == 0, shown.stderr
     assert "reason: stop" in shown.stdout and "dtmf 7" in shown.stdout
     assert "user:      question 2" in shown.stdout and "assistant: answer 2" in shown.stdout
-    assert shown.stdout.count("latency ") == 2
+    assert "keypad:    7" in shown.stdout and "assistant: you pressed 7" in shown.stdout
+    assert "twilio status completed, duration 9s" in shown.stdout
+    assert "answered by human" in shown.stdout
+    assert shown.stdout.count("latency ") == 3
 
     detail = await asyncio.to_thread(
         run_cli, "calls", "show", peer.call_sid, "--json", "--url", store_url
     )
-    rows = json.loads(detail.stdout)["turn_rows"]
-    assert [r["user_text"] for r in rows] == ["question 1", "question 2"]
+    shown_json = json.loads(detail.stdout)
+    rows = shown_json["turn_rows"]
+    assert [r["user_text"] for r in rows] == ["", "question 1", "question 2"]
+    assert [r["dtmf"] for r in rows] == ["7", "", ""]
+    assert shown_json["tool_calls"] == [] and shown_json["transferred_to"] == ""
 
     missing = await asyncio.to_thread(run_cli, "calls", "show", "CAnope", "--url", store_url)
     assert missing.returncode == 1 and "no call 'CAnope'" in missing.stderr
@@ -116,7 +149,8 @@ async def test_barge_in_and_agent_errors_are_recorded(
     await peer.send_stop()
     await peer.wait_closed()
     await peer.close()
-    summary, turns = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    found = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    summary, turns = found.summary, found.turns
     assert summary.call.barge_ins == 1
     assert turns[0].interrupted and turns[0].heard_ms is not None
     assert 0 < turns[0].heard_ms < 5000
@@ -127,7 +161,8 @@ async def test_barge_in_and_agent_errors_are_recorded(
     await peer.send_stop()
     await peer.wait_closed()
     await peer.close()
-    summary, turns = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    found = await asyncio.to_thread(wait_for_call, store_url, peer.call_sid)
+    summary, turns = found.summary, found.turns
     assert summary.call.agent_errors == 1 and turns[0].agent_error == "RuntimeError"
 
 
@@ -147,7 +182,8 @@ async def test_toy_session_is_recorded(make_server: MakeServer, store_url: str) 
     [row] = json.loads(listing.stdout)
     assert row["transport"] == "esp32" and row["call_id"].startswith("esp32-")
     assert row["caller"]  # the device label
-    summary, turns = await asyncio.to_thread(wait_for_call, store_url, row["call_id"])
+    found = await asyncio.to_thread(wait_for_call, store_url, row["call_id"])
+    summary, turns = found.summary, found.turns
     assert summary.turns == 1 and summary.call.end_reason
     assert turns[0].user_speech_ms is not None and turns[0].user_speech_ms > 500
     assert turns[0].latency_ms is not None
@@ -207,7 +243,8 @@ async def test_locked_sqlite_delays_records_but_loses_none(
     finally:
         locker.execute("ROLLBACK")
         locker.close()
-    summary, turns = await asyncio.to_thread(wait_for_call, url, call_sid, timeout_s=30)
+    found = await asyncio.to_thread(wait_for_call, url, call_sid, timeout_s=30)
+    summary, turns = found.summary, found.turns
     assert summary.call.end_reason == "stop" and len(turns) == 1
     assert turns[0].latency_ms is not None
     assert writer.stats.rows_dropped == 0
@@ -274,7 +311,7 @@ async def test_the_writer_lingers_so_a_turns_updates_share_one_transaction(tmp_p
     try:
         found = store.call("CA1")
         assert found is not None
-        [row] = found[1]
+        [row] = found.turns
         assert (row.user_text, row.latency_ms) == ("what time is it", 321.0)
     finally:
         store.close()

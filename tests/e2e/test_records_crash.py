@@ -66,7 +66,7 @@ async def test_kill_9_during_the_third_turn_keeps_the_first_two(
 
     found = await asyncio.to_thread(read_call, store_url, peer.call_sid)
     assert found is not None, "the call row was lost"
-    summary, turns = found
+    summary, turns = found.summary, found.turns
     assert summary.call.transport == "twilio" and summary.call.ended_at_s is None
     assert [t.turn_id for t in turns][:2] == [1, 2]
     for turn in turns[:2]:

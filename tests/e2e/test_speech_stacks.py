@@ -201,7 +201,7 @@ async def test_phone_on_nova_and_elevenlabs_ends_turns_on_speech_final_and_cuts_
     assert second_reply == "Okay."
     assert heard_ms(peer, before) == pytest.approx(eleven_ms("Okay."), abs=TOLERANCE_MS)
     records = f"sqlite:///{tmp_path / 'calls.db'}"  # the make_server fixture's store
-    _, turns = await asyncio.to_thread(wait_for_call, records, peer.call_sid)
+    turns = (await asyncio.to_thread(wait_for_call, records, peer.call_sid)).turns
     cut, answered = turns
     assert (cut.user_text, cut.assistant_text, cut.interrupted) == (
         "Tell me everything.",

@@ -17,11 +17,11 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from bridge.call_records.model import CallSummary, TurnRow
+from bridge.call_records.model import CallDetail
 from bridge.call_records.store import open_store
 from bridge.call_records.url import parse_records_url
 from pipeline.agents.base import AgentOutput
-from tests.fakes.agents import ToneAgent
+from tests.fakes.agents import TONE_SPEC, ToneAgent, tone_pcm
 
 #: where scripts/postgres.sh puts its server
 DEFAULT_POSTGRES_URL = "postgresql://bridge_test:bridge_test@127.0.0.1:54329/bridge_test"
@@ -61,7 +61,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def read_call(url: str, call_id: str) -> tuple[CallSummary, list[TurnRow]] | None:
+def read_call(url: str, call_id: str) -> CallDetail | None:
     target = parse_records_url(url)
     assert target is not None
     store = open_store(target, create=False)
@@ -73,7 +73,7 @@ def read_call(url: str, call_id: str) -> tuple[CallSummary, list[TurnRow]] | Non
 
 def wait_for_call(
     url: str, call_id: str, *, ended: bool = True, timeout_s: float = 15.0
-) -> tuple[CallSummary, list[TurnRow]]:
+) -> CallDetail:
     """The call's record once the writer thread has put it there (it writes asynchronously)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -83,7 +83,7 @@ def wait_for_call(
         except Exception:
             if time.monotonic() > deadline:
                 raise
-        if found is not None and (not ended or found[0].call.ended_at_s is not None):
+        if found is not None and (not ended or found.summary.call.ended_at_s is not None):
             return found
         if time.monotonic() > deadline:
             raise AssertionError(f"no {'ended ' if ended else ''}record of {call_id}: {found}")
@@ -91,7 +91,10 @@ def wait_for_call(
 
 
 class TranscriptAgent(ToneAgent):
-    """A tone agent that also reports what it 'heard' and 'said', like an STT/TTS agent."""
+    """A tone agent that also reports what it 'heard' and 'said', like an STT/TTS agent, and
+    answers keypad entries (each one a turn of its own, recorded with its digits)."""
+
+    uses_keypad = True
 
     async def respond(self, turn_id: int, utterance: bytes, out: AgentOutput) -> None:
         n = len(self.utterances) + 1
@@ -99,6 +102,9 @@ class TranscriptAgent(ToneAgent):
         out.transcript(turn_id, "assistant", f"answer {n}")
         await super().respond(turn_id, utterance, out)
 
-    def dtmf(self, digit: str, out: AgentOutput) -> None:
-        super().dtmf(digit, out)
-        out.transcript(0, "dtmf", digit)
+    async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:
+        out.transcript(turn_id, "assistant", f"you pressed {digits}")
+        pcm = tone_pcm(self.reply_ms)
+        step = TONE_SPEC.bytes_for_ms(100)
+        for i in range(0, len(pcm), step):
+            await out.audio(turn_id, pcm[i : i + step])
