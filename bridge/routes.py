@@ -15,7 +15,9 @@ from starlette.websockets import WebSocket
 
 from bridge.ops.health import health, healthz, metrics
 from bridge.toys.route import ESP32_PATH, esp32_ws
-from bridge.twilio.routes import STREAM_PATH, stream_ws, twiml_webhook
+from bridge.twilio.callbacks import amd_callback, dial_result, status_callback
+from bridge.twilio.paths import AMD_PATH, DIAL_RESULT_PATH, STATUS_PATH, STREAM_PATH, TWIML_PATH
+from bridge.twilio.routes import stream_ws, twiml_webhook
 
 __all__ = ["ESP32_PATH", "STREAM_PATH", "routes", "websocket_routes"]
 
@@ -43,7 +45,11 @@ def routes(esp32_root_alias: bool = False) -> list[BaseRoute]:
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/twiml", twiml_webhook, methods=["GET", "POST"]),
+        Route(TWIML_PATH, twiml_webhook, methods=["GET", "POST"]),
+        # the number's status callback may be set to GET in the console; ours are POST
+        Route(STATUS_PATH, status_callback, methods=["GET", "POST"]),
+        Route(AMD_PATH, amd_callback, methods=["POST"]),
+        Route(DIAL_RESULT_PATH, dial_result, methods=["POST"]),
         Route(STREAM_PATH, upgrade_required, methods=["GET", "POST", "HEAD"]),
         Route(ESP32_PATH, upgrade_required, methods=["GET", "POST", "HEAD"]),
     ]

@@ -21,6 +21,7 @@ from bridge.settings import Settings
 from bridge.switchboard import Switchboard
 from bridge.toys.gate import DeviceGate
 from bridge.twilio.signatures import TwilioSignatures
+from pipeline.agents.persona import Persona, PersonaBook
 from pipeline.observers import Observers
 from transports.esp32.port import Esp32Options
 from transports.twilio.port import TwilioOptions
@@ -46,6 +47,8 @@ class BridgeState:
     handshakes: HandshakeGuard
     #: what is insecure about this configuration; logged at start-up and shown by /healthz
     warnings: list[str] = field(default_factory=list)
+    #: the personas file, read once: Twilio's callbacks find a transfer's target in it again
+    personas: PersonaBook = field(default_factory=lambda: PersonaBook(Persona()))
     started_at: float = field(default_factory=time.monotonic)
     version: str = __version__
 

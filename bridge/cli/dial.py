@@ -1,4 +1,11 @@
-"""``bridge dial``: place an outbound call through Twilio's REST API, connected to the agent."""
+"""``bridge dial``: place an outbound call through Twilio's REST API, connected to the agent.
+
+Every call asks Twilio for call-progress callbacks (``/twilio/status``), so a call nobody
+answered still gets a record, and by default for asynchronous answering-machine detection
+(``/twilio/amd``): the call connects at once, and when a machine answered the agent leaves the
+persona's voicemail after the beep. ``--no-amd`` is for numbers known to be people (AMD costs
+a little per call, and its verdict takes a few seconds).
+"""
 
 from __future__ import annotations
 
@@ -24,13 +31,19 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="send the TwiML with the request instead of a webhook (no TWILIO_AUTH_TOKEN only)",
     )
+    dial.add_argument(
+        "--no-amd",
+        dest="amd",
+        action="store_false",
+        help="no answering-machine detection (default: detect, leave the persona's voicemail)",
+    )
     dial.set_defaults(func=dial_command)
 
 
 def dial_command(args: argparse.Namespace) -> int:
     """Place an outbound call through Twilio's REST API and connect it to the agent."""
-    from bridge.routes import STREAM_PATH
     from bridge.twilio import twiml
+    from bridge.twilio.paths import AMD_PATH, STATUS_PATH, STREAM_PATH, TWIML_PATH, public_url
     from bridge.twilio.rest import TwilioRest
 
     settings = settings_or_none()
@@ -62,14 +75,19 @@ def dial_command(args: argparse.Namespace) -> int:
         return 2
     rest = TwilioRest.from_settings(settings)
     host = settings.public_host or urllib.parse.urlsplit(args.webhook).netloc
+    callbacks = {
+        "status_callback": public_url(host, STATUS_PATH),
+        "amd_callback": public_url(host, AMD_PATH) if args.amd else None,
+    }
     try:
         if args.inline:
             document = twiml.connect_stream(
                 f"wss://{host}{STREAM_PATH}", {"to": args.to}, settings.twilio_after_stream
             )
-            sid = rest.place_call(args.to, caller_id, twiml=document)
+            sid = rest.place_call(args.to, caller_id, twiml=document, **callbacks)
         else:
-            sid = rest.place_call(args.to, caller_id, url=args.webhook or f"https://{host}/twiml")
+            url = args.webhook or public_url(host, TWIML_PATH)
+            sid = rest.place_call(args.to, caller_id, url=url, **callbacks)
     except Exception as exc:
         print(f"bridge dial: Twilio refused the call: {exc!r}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""Twilio's two ways in: the voice webhook (``/twiml``) and the Media Stream (``/stream``).
+"""Twilio's two ways in: the voice webhook (``/twiml``) and the Media Stream (``/stream``),
+and the signature check and stream TwiML every Twilio route shares (bridge/twilio/callbacks.py).
 
 Who is limited: a request that carries a valid ``X-Twilio-Signature`` is Twilio itself, which
 connects calls in bursts from a few shared addresses, so the per-IP rate limit never refuses
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -21,14 +23,22 @@ from bridge.ops.admission import RATE_LIMITED
 from bridge.refusals import BUSY_MESSAGE, RETRY_AFTER_S, TRY_AGAIN_LATER, deny
 from bridge.state import client_ip, state_of
 from bridge.twilio import twiml
+from bridge.twilio.paths import STREAM_PATH
 from bridge.twilio.signatures import SIGNATURE_HEADER, public_origin
 from transports.twilio import binding
 from transports.twilio.adapter import serve_twilio
 
 log = logging.getLogger("bridge.twilio.routes")
 
-STREAM_PATH = "/stream"
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
+
+Pairs = list[tuple[str, str]]
+#: given whether the request is authentic, the answer refusing it (rate, capacity), or None
+Refuse = Callable[[bool], Response | None]
+
+
+class BodyTooLarge(ValueError):
+    """A webhook body over :data:`MAX_WEBHOOK_BODY_BYTES` (answered 413)."""
 
 
 def public_host(request: Request) -> str:
@@ -36,18 +46,102 @@ def public_host(request: Request) -> str:
     return public_origin(request, state_of(request).settings)[1]
 
 
-async def webhook_params(request: Request) -> list[tuple[str, str]]:
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused as soon as it is known to be too large: a declared length is checked
+    before reading, and a chunked body is cut off mid-stream, never buffered whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY_BYTES:
+        raise BodyTooLarge("webhook body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BODY_BYTES:
+            raise BodyTooLarge("webhook body too large")
+    return bytes(body)
+
+
+async def webhook_params(request: Request) -> Pairs:
     """Twilio's form fields, untouched: empty values and repeated keys are kept in order."""
     if request.method != "POST":
         return list(request.query_params.multi_items())
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BODY_BYTES:
-        raise ValueError("webhook body too large")
+    body = await _bounded_body(request)
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def forbidden() -> Response:
     return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+
+async def twilio_form(request: Request, route: str, refuse: Refuse) -> Pairs | Response:
+    """Twilio's form fields once the request passed the signature check, or the answer.
+
+    The order matters and every Twilio route shares it: a signed request is checked first
+    (its body is read, bounded, only when there is a signature to check), then ``refuse``
+    decides with that knowledge (an authentic request is exempt from the per-IP rate), then
+    an unauthentic request gets 403 when an auth token is configured. ``route`` labels the
+    metrics and logs.
+    """
+    state = state_of(request)
+    signatures = state.signatures
+    pairs: Pairs | None = None
+    authentic = False
+    if signatures.enabled and SIGNATURE_HEADER in request.headers:
+        try:
+            pairs = await webhook_params(request)
+        except BodyTooLarge as exc:
+            return PlainTextResponse(str(exc), status_code=413)
+        # a GET's parameters are in the query string, which the signed URL already covers
+        signed = pairs if request.method == "POST" else []
+        authentic = signatures.check_webhook(request, state.settings, signed)
+    refusal = refuse(authentic)
+    if refusal is not None:
+        return refusal
+    if signatures.enabled and not authentic:
+        log.warning(
+            "%s rejected: bad or missing X-Twilio-Signature from %s", route, client_ip(request)
+        )
+        state.metrics.rejected(route, "auth")
+        return forbidden()
+    if pairs is None:
+        try:
+            pairs = await webhook_params(request)
+        except BodyTooLarge as exc:
+            return PlainTextResponse(str(exc), status_code=413)
+    return pairs
+
+
+def refuse_calls(request: Request, route: str) -> Refuse:
+    """For a request that starts (or resumes) a conversation with the agent: the per-IP rate
+    when unauthentic, a drain and capacity for everyone; the caller hears an apology."""
+    state = state_of(request)
+
+    def refuse(authentic: bool) -> Response | None:
+        refusal = state.admission.refusal("twilio", client_ip(request), rate_limited=not authentic)
+        if refusal is None:
+            return None
+        state.metrics.rejected(route, refusal)
+        return Response(twiml.say_and_hang_up(BUSY_MESSAGE), media_type="text/xml")
+
+    return refuse
+
+
+def connect_to_agent(request: Request, params: dict[str, str], call_sid: str) -> Response:
+    """``<Connect><Stream>`` to our ``/stream`` with ``params`` as ``<Parameter>``s, plus a
+    stream token bound to ``call_sid`` when tokens are enforced (400 without a CallSid).
+
+    Every way to the agent goes through here (the voice webhook, a transfer nobody answered),
+    so a stream is never opened without the token its ``start`` will be checked against.
+    """
+    state = state_of(request)
+    tokens = state.twilio.stream_tokens
+    if tokens is not None:
+        if not call_sid:
+            return PlainTextResponse("CallSid missing", status_code=400)
+        params[binding.PARAMETER] = tokens.mint(call_sid, time.time())
+    body = twiml.connect_stream(
+        f"wss://{public_host(request)}{STREAM_PATH}", params, state.settings.twilio_after_stream
+    )
+    return Response(body, media_type="text/xml")
 
 
 async def twiml_webhook(request: Request) -> Response:
@@ -59,47 +153,15 @@ async def twiml_webhook(request: Request) -> Response:
     not refused gets 403, and the ``<Stream>`` carries a token bound to this CallSid (see
     transports/twilio/binding.py).
     """
-    state = state_of(request)
-    signatures = state.signatures
-    pairs: list[tuple[str, str]] | None = None
-    authentic = False
-    if signatures.enabled and SIGNATURE_HEADER in request.headers:
-        try:
-            pairs = await webhook_params(request)
-        except ValueError as exc:
-            return PlainTextResponse(str(exc), status_code=413)
-        # a GET's parameters are in the query string, which the signed URL already covers
-        signed = pairs if request.method == "POST" else []
-        authentic = signatures.check_webhook(request, state.settings, signed)
-    ip = client_ip(request)
-    refusal = state.admission.refusal("twilio", ip, rate_limited=not authentic)
-    if refusal is not None:
-        state.metrics.rejected("twiml", refusal)
-        return Response(twiml.say_and_hang_up(BUSY_MESSAGE), media_type="text/xml")
-    if signatures.enabled and not authentic:
-        log.warning("webhook rejected: bad or missing X-Twilio-Signature from %s", ip)
-        state.metrics.rejected("twiml", "auth")
-        return forbidden()
-    if pairs is None:
-        try:
-            pairs = await webhook_params(request)
-        except ValueError as exc:
-            return PlainTextResponse(str(exc), status_code=413)
-    form = dict(pairs)
+    found = await twilio_form(request, "twiml", refuse_calls(request, "twiml"))
+    if isinstance(found, Response):
+        return found
+    form = dict(found)
     params = {"from": form.get("From", ""), "to": form.get("To", "")}
     persona = request.query_params.get("persona", "")
     if persona:  # a webhook URL such as /twiml?persona=pirate picks the persona per number
         params["persona"] = persona
-    tokens = state.twilio.stream_tokens
-    if tokens is not None:
-        call_sid = form.get("CallSid", "")
-        if not call_sid:
-            return PlainTextResponse("CallSid missing", status_code=400)
-        params[binding.PARAMETER] = tokens.mint(call_sid, time.time())
-    body = twiml.connect_stream(
-        f"wss://{public_host(request)}{STREAM_PATH}", params, state.settings.twilio_after_stream
-    )
-    return Response(body, media_type="text/xml")
+    return connect_to_agent(request, params, form.get("CallSid", ""))
 
 
 async def stream_ws(ws: WebSocket) -> None:

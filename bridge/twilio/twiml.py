@@ -1,4 +1,5 @@
-"""TwiML for the voice webhook, built with Twilio's library so every value is XML-escaped.
+"""TwiML for the voice webhook and transfers, built with Twilio's library so every value is
+XML-escaped.
 
 What follows ``</Connect>`` is an explicit choice (``BRIDGE_TWILIO_AFTER_STREAM``), because
 Twilio runs the next verb as soon as the stream closes, whoever closed it:
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Stream, VoiceResponse
+
+from pipeline.tools.base import TransferTarget
 
 #: Twilio: the combined length of each <Parameter> name and value must be under 500
 MAX_PARAMETER_CHARS = 499
@@ -50,8 +53,38 @@ def connect_stream(
 
 
 def say_and_hang_up(message: str) -> str:
-    """Spoken fallback that opens no stream (capacity reached, draining)."""
+    """Spoken fallback that opens no stream (capacity reached, draining, nobody answered a
+    transfer)."""
     response = VoiceResponse()
     response.say(message)
     response.hangup()
+    return str(response)
+
+
+def hang_up() -> str:
+    """``<Hangup/>``: a transferred call that was answered is over when that leg ends."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+def dial(target: TransferTarget, action_url: str) -> str:
+    """``<Dial>`` to a person: ``<Number>`` for a phone number, ``<Sip>`` for a SIP URI.
+
+    Without ``callerId`` Twilio shows the caller's own number, which is what a person taking a
+    transferred call usually wants to see. ``action`` is asked (POST) once the dialled leg
+    ended, with ``DialCallStatus``: that is where a transfer nobody answered is handled.
+    """
+    response = VoiceResponse()
+    verb = Dial(
+        action=action_url,
+        method="POST",
+        timeout=target.ring_timeout_s,
+        caller_id=target.caller_id or None,
+    )
+    if target.is_sip:
+        verb.sip(target.to)
+    else:
+        verb.number(target.to)
+    response.append(verb)
     return str(response)

@@ -186,7 +186,8 @@ def test_dial_places_a_call_to_the_webhook(
     [seen] = rest.requests
     assert (seen.method, seen.path) == ("POST", f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json")
     assert seen.auth == (ACCOUNT, TOKEN)
-    assert seen.form == {
+    # the callbacks and answering-machine detection it also asks for: tests/bridge/twilio
+    assert {key: seen.form[key] for key in ("To", "From", "Url")} == {
         "To": ["+15551234567"],
         "From": ["+15550009999"],
         "Url": ["https://voice.example.com/twiml"],

@@ -1,7 +1,11 @@
 """A fake of Twilio's REST API (the two Calls endpoints we use), as a real HTTP server.
 
 The real ``twilio`` client talks to it over loopback (``BRIDGE_TWILIO_API_URL``), so the
-tests see exactly what would reach Twilio: method, path, Basic auth and form fields.
+tests see exactly what would reach Twilio: method, path, Basic auth and form fields. It takes
+call creation (with whatever callback and AMD fields came along), hang-ups
+(``Status=completed``) and TwiML updates (``Twiml``: a transfer's ``<Dial>``); the callbacks
+Twilio would then send are posted by tests/support/twilio_signing.py (``post_callback``) to
+the URLs recorded here.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,9 +40,24 @@ class Seen:
     auth: tuple[str, str] | None
     form: dict[str, list[str]]
     at: float  # time.monotonic() when it arrived
+    #: the CallSid created (a create) or addressed (an update); empty otherwise
+    sid: str = ""
 
     def field(self, name: str) -> str:
         return self.form[name][0]
+
+    def get(self, name: str, default: str = "") -> str:
+        """The field's first value, or ``default`` when it was not sent."""
+        values = self.form.get(name)
+        return values[0] if values else default
+
+    @property
+    def is_create(self) -> bool:
+        return CALLS.fullmatch(self.path) is not None
+
+    @property
+    def is_twiml_update(self) -> bool:
+        return CALL.fullmatch(self.path) is not None and "Twiml" in self.form
 
 
 class FakeTwilioRest:
@@ -70,6 +90,29 @@ class FakeTwilioRest:
             raise TimeoutError("no REST request arrived")
         return self.requests[0]
 
+    def created(self) -> list[Seen]:
+        """Every call creation, in order (``sid`` is the CallSid it was given)."""
+        return [seen for seen in self.requests if seen.is_create]
+
+    def twiml_updates(self, call_sid: str | None = None) -> list[Seen]:
+        """Every ``Twiml`` update (of ``call_sid`` only, when given), in order."""
+        return [
+            seen
+            for seen in self.requests
+            if seen.is_twiml_update and (call_sid is None or seen.sid == call_sid)
+        ]
+
+    def wait_for(self, matches: Callable[[Seen], bool], timeout_s: float = 10.0) -> Seen:
+        """The first request ``matches`` accepts, waiting for it to arrive."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = next((seen for seen in list(self.requests) if matches(seen)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError("no matching REST request arrived")
+            time.sleep(0.02)
+
     def answer(self, method: str, path: str, form: dict[str, list[str]]) -> tuple[int, Any]:
         if method != "POST":
             return 405, {"code": 20004, "message": "Method not allowed", "status": 405}
@@ -88,6 +131,8 @@ class FakeTwilioRest:
                 return self.update_failure
             if sid in self.ended:
                 return 404, NOT_FOUND_BODY
+            if "Twiml" in form:  # new instructions: the call goes on (a transfer's <Dial>)
+                return 200, {"sid": sid, "account_sid": match.group(1), "status": "in-progress"}
             self.ended.add(sid)
             return 200, {"sid": sid, "account_sid": match.group(1), "status": "completed"}
         return 404, NOT_FOUND_BODY
@@ -112,8 +157,14 @@ class FakeTwilioRest:
                     user, _, password = base64.b64decode(header[6:]).decode().partition(":")
                     auth = (user, password)
                 path = self.path.split("?")[0]
-                fake.requests.append(Seen(self.command, path, auth, form, time.monotonic()))
+                at = time.monotonic()
                 status, payload = fake.answer(self.command, path, form)
+                sid = ""
+                if match := CALL.fullmatch(path):
+                    sid = match.group(2)
+                elif status == 201:
+                    sid = payload["sid"]
+                fake.requests.append(Seen(self.command, path, auth, form, at, sid))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
