@@ -1,25 +1,53 @@
-"""Chooses the agent factory named by ``BRIDGE_AGENT``; agents load once per process."""
+"""Chooses the agent factory named by ``BRIDGE_AGENT``; agents load once per process.
+
+The LLM agents (the cascade, Realtime) also get the tools their personas declare: the HTTP
+tools and MCP servers on one shelf for the process, and ``transfer_call`` on phone calls when
+live calls can be updated (Twilio REST credentials and a public host).
+"""
 
 from __future__ import annotations
 
 import logging
 
 from bridge import wiring
-from bridge.settings import Settings
+from bridge.settings import Settings, SettingsError
+from bridge.twilio.transfer import transfers_possible
 from pipeline.agents.base import AgentFactory
 from pipeline.agents.echo import EchoAgentFactory
+from pipeline.agents.persona import PersonaBook
+from pipeline.tools.config import ToolConfigError
+from pipeline.tools.offer import ToolOffer
 
 log = logging.getLogger("bridge.agents")
 
 
-def build_agent_factory(settings: Settings) -> AgentFactory:
+def build_agent_factory(settings: Settings, personas: PersonaBook | None = None) -> AgentFactory:
     if settings.agent == "local":
         return local_factory(settings)
+    personas = personas or wiring.persona_book(settings)
     if settings.agent == "openai-realtime":
-        return realtime_factory(settings)
+        return realtime_factory(settings, personas)
     if settings.agent == "openai":
-        return openai_factory(settings)
+        return openai_factory(settings, personas)
     return EchoAgentFactory()
+
+
+def tool_offer(settings: Settings, personas: PersonaBook) -> ToolOffer:
+    """The tools of every persona, checked now: a ``${VAR}`` that is not set fails start-up."""
+    from pipeline.tools.shelf import ToolShelf
+
+    try:
+        shelf = ToolShelf(personas)
+    except ToolConfigError as exc:
+        raise SettingsError(f"personas file: {exc}") from exc
+    transfers = transfers_possible(settings)
+    everyone = (personas.default, *personas.personas.values())
+    if not transfers and any(p.transfer for p in everyone):
+        log.warning(
+            "personas list transfer destinations, but transfers need Twilio REST credentials "
+            "and BRIDGE_PUBLIC_HOST: transfer_call is not offered"
+        )
+    return ToolOffer(None if shelf.empty else shelf, ("twilio",) if transfers else ())
 
 
 def local_factory(settings: Settings) -> AgentFactory:
@@ -41,18 +69,19 @@ def local_factory(settings: Settings) -> AgentFactory:
     )
 
 
-def realtime_factory(settings: Settings) -> AgentFactory:
+def realtime_factory(settings: Settings, personas: PersonaBook) -> AgentFactory:
     from pipeline.agents.realtime.agent import RealtimeAgentFactory
 
     if not settings.openai_api_key:
         log.error("BRIDGE_AGENT=openai-realtime needs BRIDGE_OPENAI_API_KEY (or OPENAI_API_KEY)")
-    return RealtimeAgentFactory(wiring.realtime_config(settings), wiring.persona_book(settings))
+    tools = tool_offer(settings, personas)
+    return RealtimeAgentFactory(wiring.realtime_config(settings), personas, tools)
 
 
-def openai_factory(settings: Settings) -> AgentFactory:
+def openai_factory(settings: Settings, personas: PersonaBook) -> AgentFactory:
     """The cascaded agent (``BRIDGE_AGENT=openai``): its speech-to-text and text-to-speech
     stages from ``BRIDGE_STT`` / ``BRIDGE_TTS`` and the personas, its chat stage any
     OpenAI-compatible server. A stage on api.openai.com without a key fails start-up."""
     from bridge.stages import cascade_factory
 
-    return cascade_factory(settings, wiring.persona_book(settings))
+    return cascade_factory(settings, personas, tool_offer(settings, personas))

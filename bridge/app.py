@@ -45,7 +45,8 @@ def create_app(
     """
     settings.check()
     install_redaction()
-    factory = factory or build_agent_factory(settings)
+    personas = wiring.persona_book(settings)
+    factory = factory or build_agent_factory(settings, personas)
     observers = Observers(*([observer] if observer is not None else []))
     switchboard = Switchboard(factory, wiring.session_configs(settings), observers)
     metrics = Metrics(switchboard.counts, TRANSPORTS)
@@ -73,6 +74,7 @@ def create_app(
         records=records,
         handshakes=handshake_guard(settings, metrics),
         warnings=wiring.security_warnings(settings, devices),
+        personas=personas,
     )
     for warning in state.warnings:
         log.warning("INSECURE: %s", warning)
@@ -80,6 +82,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         records.start()
+        await factory.start()
         lag = asyncio.create_task(monitor_loop_lag(metrics.loop_lag.observe), name="loop-lag")
         try:
             yield

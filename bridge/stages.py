@@ -39,6 +39,7 @@ from pipeline.agents.providers.openai.config import Endpoint
 from pipeline.agents.providers.openai.stt import OpenAITranscriptionFactory
 from pipeline.agents.providers.openai.tts import OpenAISpeechFactory
 from pipeline.agents.providers.websocket import origin
+from pipeline.tools.offer import ToolOffer
 
 S = TypeVar("S", bound=Stage)
 
@@ -219,7 +220,9 @@ def _with_backup(
     }
 
 
-def cascade_factory(settings: Settings, personas: PersonaBook) -> CascadeAgentFactory:
+def cascade_factory(
+    settings: Settings, personas: PersonaBook, tools: ToolOffer | None = None
+) -> CascadeAgentFactory:
     """The cascade with every provider the settings and personas name; raises
     :class:`SettingsError` naming what is missing."""
     everyone = (personas.default, *personas.personas.values())
@@ -259,4 +262,5 @@ def cascade_factory(settings: Settings, personas: PersonaBook) -> CascadeAgentFa
         default_stt=settings.stt,
         default_tts=settings.tts,
         failovers=failovers,
+        tools=tools,
     )

@@ -18,6 +18,9 @@ log = logging.getLogger("bridge.switchboard")
 
 #: close code of a device session replaced by a newer connection of the same device
 SUPERSEDED_CLOSE_CODE = 4000
+#: close code of a second stream for a call whose first stream is alive (Twilio opened two,
+#: or a webhook was answered twice): refused, so the call never has two agents
+DUPLICATE_CLOSE_CODE = 4409
 
 
 class Switchboard:
@@ -49,11 +52,7 @@ class Switchboard:
         live = self._live[request.transport]
         previous = live.get(request.identity)
         if previous is not None:
-            if not request.supersede:
-                raise Rejected(1008, "a live session already exists for this call")
-            previous.log.info("superseded by a new connection of the same device")
-            del live[request.identity]
-            previous.end(Ending.now("superseded", SUPERSEDED_CLOSE_CODE))
+            self._replace(live, request, previous)
         call = CallInfo(
             call_id=request.call_id,
             transport=request.transport,
@@ -84,6 +83,22 @@ class Switchboard:
         if self._observer is not None:
             self._observer.on_call_started(session)
         return session
+
+    @staticmethod
+    def _replace(live: dict[str, CallSession], request: CallRequest, old: CallSession) -> None:
+        """A second connection for a live identity: a device's reconnect supersedes its old
+        session; a stream takes over from a dead one; anything else is refused."""
+        quiet_s = old.clock() - old.last_frame_at
+        dead = request.dead_after_s is not None and quiet_s >= request.dead_after_s
+        if not (request.supersede or dead):
+            old.log.warning("refused a second stream for this live call (its audio is flowing)")
+            raise Rejected(DUPLICATE_CLOSE_CODE, "a live stream already exists for this call")
+        if dead:
+            old.log.warning("a new stream takes over: this one sent nothing for %.1f s", quiet_s)
+        else:
+            old.log.info("superseded by a new connection of the same device")
+        del live[request.identity]
+        old.end(Ending.now("superseded", SUPERSEDED_CLOSE_CODE))
 
     async def closed(self, session: CallSession, reason: str) -> None:
         live = self._live[session.call.transport]

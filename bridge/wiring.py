@@ -13,6 +13,7 @@ from bridge.toys.credentials import DeviceAuthenticator, DeviceSettings
 from bridge.toys.failure_limits import Backoff, FailureLimiter
 from bridge.toys.gate import DeviceGate
 from bridge.twilio.rest import TwilioRest
+from bridge.twilio.transfer import transferrer
 from pipeline.agents.cascade.config import CascadeConfig
 from pipeline.agents.persona import Persona, PersonaBook
 from pipeline.agents.providers.openai.chat import ChatOptions
@@ -52,6 +53,7 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
             interruptions=interruptions,
             idle_timeout_s=settings.call_idle_timeout_s,
             max_duration_s=settings.max_call_s,
+            keypad_gap_s=settings.keypad_gap_ms / 1000,
         ),
         "esp32": SessionConfig(
             endpointer=endpointer(settings.esp32_silence_ms),
@@ -78,6 +80,7 @@ def twilio_options(settings: Settings) -> TwilioOptions:
         start_timeout_s=settings.start_timeout_s,
         stream_tokens=tokens,
         complete_call=complete_call,
+        transfer_call=transferrer(settings),
     )
 
 

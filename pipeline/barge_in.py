@@ -50,6 +50,11 @@ class Call(ObservedCall, Protocol):
     observer: SessionObserver
     clock: Callable[[], float]
 
+    @property
+    def responding(self) -> bool:
+        """A reply is being generated, queued or played."""
+        ...
+
     def stop_current_turn(self) -> int | None:
         """Cancel the current turn's generation and queued audio; its id."""
         ...
@@ -126,7 +131,10 @@ class BargeIn:
 
     async def cut(self) -> None:
         """A real interruption, finished before it returns (a keypad entry, a voicemail:
-        what comes next needs the agent to know what was heard)."""
+        what comes next needs the agent to know what was heard). A reply already heard
+        whole is not cut."""
+        if not self._session.responding:
+            return
         turn = self._session.stop_current_turn()
         if turn is not None:
             await self._finish(turn, None)

@@ -15,14 +15,28 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from pipeline.ending import heard_all
+from pipeline.barge_in import BargeIn
+from pipeline.ending import EndingCall, heard_all
 from pipeline.lifecycle import Ending
+from pipeline.observers import ObservedCall, SessionObserver
+from pipeline.session_config import SessionConfig
+from pipeline.tasks import TaskSet
 from pipeline.tools.base import TransferTarget
 
-if TYPE_CHECKING:  # the session holds this; this never constructs a session
-    from pipeline.session import CallSession
+
+class ActingCall(EndingCall, ObservedCall, Protocol):
+    """What the actions need of their call (a :class:`~pipeline.session.CallSession`)."""
+
+    config: SessionConfig
+    tasks: TaskSet
+    barge_in: BargeIn
+    observer: SessionObserver
+
+    def keypad_turn(self, digits: str) -> Coroutine[Any, Any, None]: ...
+
 
 #: Twilio's answering-machine verdicts after the greeting ended (``DetectMessageEnd``)
 MACHINE_ENDED = ("machine_end_beep", "machine_end_silence", "machine_end_other")
@@ -33,7 +47,7 @@ TRANSFER_CLOSE_AFTER_S = 10.0
 
 
 class CallActions:
-    def __init__(self, session: CallSession) -> None:
+    def __init__(self, session: ActingCall) -> None:
         self._session = session
         self._keys = ""
         self._gap: asyncio.TimerHandle | None = None

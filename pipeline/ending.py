@@ -8,17 +8,41 @@ the watch on the idle and duration limits that asks for the first of these.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from pipeline.agents.base import Agent, AgentOutput
+from pipeline.call_logger import CallLog
 from pipeline.lifecycle import Ending, Phase
+from pipeline.playout import Playout
+from pipeline.ports import CallPort
 from pipeline.session_config import DRAIN_GRACE_S, HANGUP_PLAYOUT_TIMEOUT_S, REPLY_POLL_S
 from pipeline.time_limits import TimeLimits
 
-if TYPE_CHECKING:  # the session runs these; they never construct one
-    from pipeline.session import CallSession
+
+class EndingCall(AgentOutput, Protocol):
+    """What ending a call needs of it (a :class:`~pipeline.session.CallSession`)."""
+
+    agent: Agent
+    port: CallPort
+    playout: Playout
+    log: CallLog
+    phase: Phase
+    end_reason: str
+    started_at: float
+    last_activity: float
+    clock: Callable[[], float]
+
+    @property
+    def responding(self) -> bool: ...
+
+    @property
+    def turn_task(self) -> asyncio.Task[Any] | None: ...
+
+    def end(self, ending: Ending) -> None: ...
 
 
-async def end_after_reply(session: CallSession, ending: Ending) -> None:
+async def end_after_reply(session: EndingCall, ending: Ending) -> None:
     """ENDING: never cut a reply (no event marks its end, so look again now and then);
     then the farewell, then the hang-up."""
     while session.responding:  # noqa: ASYNC110 - the port's playback has no event
@@ -35,7 +59,7 @@ async def end_after_reply(session: CallSession, ending: Ending) -> None:
     session.end(Ending.after_audio(ending.reason, ending.close_code))
 
 
-async def hang_up(session: CallSession, ending: Ending) -> None:
+async def hang_up(session: EndingCall, ending: Ending) -> None:
     """HANGING_UP: let the goodbye play out and be heard, then close the port."""
     turn_task = session.turn_task
     if turn_task is not None and turn_task is not asyncio.current_task():
@@ -45,7 +69,7 @@ async def hang_up(session: CallSession, ending: Ending) -> None:
         session.end(Ending.now(ending.reason, ending.close_code))
 
 
-async def heard_all(session: CallSession, what: str) -> None:
+async def heard_all(session: EndingCall, what: str) -> None:
     """Wait until everything queued so far has been sent and played at the far end (a
     goodbye before the hang-up, a handoff line before a transfer), within bounds."""
     try:
@@ -56,13 +80,13 @@ async def heard_all(session: CallSession, what: str) -> None:
     await session.port.drain(session.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
 
 
-async def close_port(session: CallSession, ending: Ending) -> None:
+async def close_port(session: EndingCall, ending: Ending) -> None:
     """CLOSING: the port closes now; the transport then reports its socket gone."""
     session.end_reason = session.end_reason or ending.reason
     await session.port.close(ending.close_code, ending.wire_reason)
 
 
-async def enforce_time_limits(session: CallSession, limits: TimeLimits) -> None:
+async def enforce_time_limits(session: EndingCall, limits: TimeLimits) -> None:
     """One task per call: sleeps until the nearest deadline (idle or total duration)."""
     while session.phase is Phase.LIVE:
         when_s, reason = limits.next_deadline(session.started_at, session.last_activity)

@@ -27,8 +27,11 @@ class CallRequest:
     callee: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
     #: True: a new session for a live identity replaces the old one (a toy reconnecting while
-    #: its old TCP connection is still half-open). False: the newcomer is refused.
+    #: its old TCP connection is still half-open). False: the newcomer is refused, unless
+    #: the old one has heard nothing for ``dead_after_s`` (a stream that always sends audio
+    #: and went quiet is dead: the newcomer takes over).
     supersede: bool = False
+    dead_after_s: float | None = None
 
 
 def mask_phone(number: str) -> str:

@@ -77,3 +77,11 @@ class TurnsSettings:
         "What callers say over a reply that is not an interruption, comma-separated (a "
         "persona's `backchannels` list replaces it).",
     )
+    keypad_gap_ms: int = setting(
+        "BRIDGE_KEYPAD_GAP_MS",
+        1000,
+        "A keypad entry ends this long after its last key, or at `#`; the LLM agents then "
+        'answer it as the caller\'s turn ("[keypad: 1]"), cutting off a reply.',
+        min_value=200,
+        max_value=10_000,
+    )

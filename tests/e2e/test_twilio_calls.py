@@ -487,3 +487,43 @@ async def test_binary_frames_are_counted_not_fatal(server: ServerThread) -> None
         await ws.send(json.dumps({"event": "connected"}))
         await asyncio.sleep(0.2)
         assert ws.close_code is None
+
+
+# -- one stream per call -------------------------------------------------------------------
+
+
+async def test_a_second_stream_for_a_live_call_is_refused_and_the_call_goes_on(
+    make_server: MakeServer, hello_ulaw: bytes
+) -> None:
+    factory = tone_factory(reply_ms=600)
+    server = make_server(factory)
+    first = await open_call(server, call_sid="CA" + "d" * 32)
+    talking = background(first.silence(1500))
+    second = await open_call(server, call_sid=first.call_sid)
+    assert await second.wait_closed(3) == 4409
+    assert second.close_reason == "a live stream already exists for this call"
+    await second.close()
+    await talking
+    assert len(factory.agents) == 1  # never a second agent
+    await say(first, hello_ulaw)
+    await first.wait_for_media(1, timeout_s=5)
+    assert not first.is_closed
+    await first.close()
+
+
+async def test_a_new_stream_takes_over_from_one_that_went_silent(
+    make_server: MakeServer, hello_ulaw: bytes
+) -> None:
+    factory = tone_factory(reply_ms=600)
+    server = make_server(factory)
+    first = await open_call(server, call_sid="CA" + "e" * 32)
+    await first.silence(200)
+    await asyncio.sleep(2.3)  # a half-open stream: nothing arrives for longer than 2 s
+    second = await open_call(server, call_sid=first.call_sid)
+    assert await first.wait_closed(3) == 4000
+    await first.close()
+    await say(second, hello_ulaw)
+    await second.wait_for_media(1, timeout_s=5)
+    old = factory.agents[0]
+    assert len(factory.agents) == 2 and isinstance(old, ToneAgent) and old.closed
+    await second.close()

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
 
+from pipeline.agents.base import CallInfo
+from pipeline.agents.persona import Persona
+from pipeline.audio import PCM16_16K
 from pipeline.tasks import TaskSet
 from pipeline.tools.base import (
     Tool,
@@ -20,6 +24,7 @@ from pipeline.tools.base import (
     TransferFailed,
     TransferTarget,
 )
+from pipeline.tools.offer import ToolOffer
 from pipeline.tools.toolbox import Toolbox
 from pipeline.tools.transfer import TransferTool
 from tests.support.virtual_time import run_virtual
@@ -201,3 +206,16 @@ def test_transfer_call_offers_the_destinations_and_hands_over() -> None:
         assert not failed.final and failed.error == "the transfer to desk failed: busy"
 
     run_virtual(main)
+
+
+def test_only_phone_calls_that_can_be_handed_over_are_offered_transfer_call() -> None:
+    desk = TransferTarget("desk", "+15551230002", "The front desk.")
+    persona = Persona(name="shop", transfer=(desk,))
+    phone = CallInfo("CA1", "twilio", PCM16_16K)
+    toy = CallInfo("toy-1", "esp32", PCM16_16K)
+    offer = ToolOffer(transfers=("twilio",))
+    assert "transfer_call" in offer.toolbox(persona, phone, logging.getLogger())
+    assert "transfer_call" not in offer.toolbox(persona, toy, logging.getLogger())
+    cannot = ToolOffer()  # no REST credentials or public host
+    assert "transfer_call" not in cannot.toolbox(persona, phone, logging.getLogger())
+    assert not offer.toolbox(Persona(), phone, logging.getLogger())

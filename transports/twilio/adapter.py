@@ -33,6 +33,9 @@ from transports.twilio.protocol import (
 
 log = logging.getLogger("transports.twilio")
 
+#: a live stream that sent no media for this long is dead (Twilio sends it every 20 ms)
+STREAM_DEAD_AFTER_S = 2.0
+
 
 class TwilioStream(TransportStream[Event]):
     transport = "twilio"
@@ -104,6 +107,9 @@ class TwilioStream(TransportStream[Event]):
             caller=mask_phone(params.get("from", "")),
             callee=params.get("to", ""),
             params={**params, "accountSid": start.account_sid, "streamSid": start.stream_sid},
+            # Twilio sends media every 20 ms, silence included: a stream quiet this long
+            # is gone, and a second one for its CallSid may take over
+            dead_after_s=STREAM_DEAD_AFTER_S,
         )
         try:
             self.session = await self.opener.open(request, self.port)

@@ -17,6 +17,7 @@ from pipeline.agents.local.espeak import EspeakSpeaker
 from pipeline.agents.local.hearing import Recognizer
 from pipeline.agents.local.intents import guessable, understood
 from pipeline.tasks import TaskSet
+from pipeline.tools.base import ToolCallRecord, TransferFailed, TransferTarget
 from tests.support.voices import espeak_speech
 
 AFTERNOON = datetime(2026, 11, 21, 15, 10, tzinfo=ZoneInfo("UTC"))
@@ -73,6 +74,12 @@ class RecordingOutput:
 
     def hang_up(self, reason: str) -> None:
         self.hung_up.append(reason)
+
+    def tool_call(self, record: ToolCallRecord) -> None:
+        pass
+
+    async def transfer(self, target: TransferTarget) -> None:
+        raise TransferFailed("no transfers here")
 
     async def fail_turn(self, turn_id: int, kind: str) -> None:
         raise AssertionError(f"turn {turn_id} failed: {kind}")
