@@ -333,3 +333,46 @@ async def test_an_answering_machine_gets_the_voicemail_and_the_call_ends(
     assert (call.end_reason, detail.summary.answered_by) == ("voicemail left", "machine_end_beep")
     assert detail.turns[0].interrupted  # the answer to the machine stopped at the beep
     assert time.time() - call.started_at_s < 60
+
+
+async def test_a_barge_in_cancels_the_answer_not_the_tool_and_the_record_says_so(
+    make_server: MakeServer,
+    fake: FakeOpenAI,
+    tools: FakeToolServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hello_ulaw: bytes,
+) -> None:
+    tools.delay_s["/orders/42"] = 3.0
+    fake.transcripts.extend(["What about order 42?", "Never mind, thanks."])
+    asking = tool_then_answer("order_status", {"order_id": "42"})
+
+    def reply(request: Recorded) -> ChatScript:
+        last = request.body["messages"][-1]
+        if last["role"] == "user" and last["content"].startswith("Never mind"):
+            return ChatScript("Okay, anything else?")
+        script: ChatScript = asking(request)
+        return script
+
+    fake.reply_of = reply
+    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch)
+    peer = await shop_call(server)
+    await say(peer, hello_ulaw)
+    line = background(peer.silence(6000))  # a phone line always carries audio
+    await fake.wait_for(lambda: "One moment, let me check." in spoken(fake), what="the filler")
+    line.cancel()
+    await say(peer, hello_ulaw, lead_ms=100)  # the caller speaks over the filler: a real cut
+    await fake.wait_for(lambda: "Okay, anything else?" in spoken(fake), what="the next answer")
+    await listen(peer)
+    await peer.close()
+    assert ANSWER not in spoken(fake)  # the tool's answer was never spoken...
+    assert len(tools.requests) == 1  # ...but the tool ran, once
+    last_chat = fake.to("chat")[-1].body["messages"]
+    results = [m for m in last_chat if m["role"] == "tool"]
+    assert json.loads(results[0]["content"])["status"] == "shipped"  # and the model knows
+    detail = await asyncio.to_thread(
+        wait_for_call, f"sqlite:///{tmp_path / 'calls.db'}", peer.call_sid
+    )
+    [tool] = detail.tool_calls
+    assert tool.speech_cancelled and tool.duration_ms is not None and tool.duration_ms >= 2900
+    assert "shipped" in tool.result and detail.turns[0].interrupted

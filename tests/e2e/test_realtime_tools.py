@@ -115,6 +115,40 @@ async def test_a_slow_tool_is_covered_by_the_filler_then_answered(
     assert bytes(peer.played).startswith(expected)
 
 
+async def test_speaking_over_the_filler_cuts_it_and_the_callers_turn_is_answered_instead(
+    make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
+) -> None:
+    fake.pace = 1.0  # generated in real time: the filler is still being generated when cut
+    tools.delay_s["/orders/42"] = 2.5
+    asking = Reply(speak=False, tool_calls=[("order_status", {"order_id": "42"})])
+    filler = Reply(audio_ms=4000, freq_hz=300.0, transcript=FILLER)
+    answer = Reply(audio_ms=600, freq_hz=520.0, transcript="Anything else?")
+    fake.replies.extend([asking, filler, answer])
+    server, _, _ = start_bridge(make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tools))
+    peer = await open_call(server, params={"persona": "shop"})
+    line = PhoneLine(peer)
+    line.say(speech_ulaw(700))
+    await wait_for(lambda: len(peer.played) >= 8 * 600, timeout_s=10, what="the filler")
+    line.say(speech_ulaw(1500, 900.0))  # the caller goes on talking over it: a real cut
+    session = fake.sessions[0]
+    await fake.wait_until(lambda: bool(session.outputs), timeout_s=5, what="the tool's output")
+    await wait_for(lambda: bool(session.of_type("response.cancel")), what="the cut")
+    await fake.wait_until(
+        lambda: (
+            any(e["type"] == "response.done" and "Anything" in json.dumps(e) for e in session.sent)
+            or len(session.of_type("response.create")) >= 3
+        ),
+        timeout_s=10,
+        what="the answer to the caller",
+    )
+    await line.stop()
+    await peer.close()
+    creates = session.of_type("response.create")
+    # the first turn's answer, the filler, then the caller's next turn: no unasked-for
+    # answer to the tool's result over the caller
+    assert len(creates) == 3 and "response" not in creates[2]
+
+
 async def test_keys_reach_the_model_as_the_callers_message(
     make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
 ) -> None:

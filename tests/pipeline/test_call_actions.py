@@ -97,6 +97,22 @@ def test_a_key_cuts_off_a_reply_like_a_real_interruption() -> None:
     run_virtual(main)
 
 
+def test_a_key_after_a_reply_was_heard_whole_is_no_interruption() -> None:
+    async def main() -> None:
+        agent = KeypadAgent(INFO, reply_ms=600)
+        core = await started(agent, keypad_gap_s=0.3)
+        await core.speak()
+        await wait_until(lambda: bool(core.port.audio_of(1)))
+        await wait_until(lambda: not core.session.responding)
+        core.session.dtmf("7")
+        await wait_until(lambda: bool(agent.entries))
+        assert agent.interruptions == [] and not core.observer.named("barge_in")
+        assert agent.entries == [(2, "7")]
+        await core.hang_up()
+
+    run_virtual(main)
+
+
 def test_an_agent_that_does_not_read_the_keypad_only_sees_the_keys() -> None:
     async def main() -> None:
         agent = ToneAgent(INFO)

@@ -168,6 +168,10 @@ class ServerEvents:
             self.log.warning("Realtime response failed: %s", body.get("status_details"))
             self._fail(response.turn_id, "realtime_response_failed")
         elif response.cancelled:
+            # one the bridge asked for and waits on (a filler, a voicemail) is over too
+            waiter = self.turns.external.get(response.turn_id or 0)
+            if waiter is not None:
+                waiter.set()
             return
         elif response.turn_id is not None:
             self.speaker.end(response.turn_id)

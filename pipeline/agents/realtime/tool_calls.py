@@ -6,8 +6,9 @@ persona's filler line, which the model is asked to say word for word; each resul
 as a ``function_call_output`` item, then one ``response.create`` asks for the answer built
 on them, in a turn of its own.
 
-If the caller spoke meanwhile, their turn is answered instead (the results are already in the
-conversation, so that answer can use them), and a second, unasked-for answer is not sent.
+If the caller took the turn meanwhile (spoke, cut the filler off), their turn is answered
+instead (the results are already in the conversation, so that answer can use them), and a
+second, unasked-for answer is not sent over them.
 A transfer with nothing said first gets the persona's handoff line before the call moves.
 """
 
@@ -45,6 +46,8 @@ class RealtimeTools:
         self._say = say
         #: answer turns of tool results -> the turn whose tools they were
         self._answers: dict[int, int] = {}
+        #: real interruptions so far: the caller who cut in is answered, not the tools
+        self._cuts = 0
 
     def requested(self, response: Response, requests: list[ToolRequest], out: AgentOutput) -> None:
         """``response`` called tools: run them in a task of the call."""
@@ -54,7 +57,7 @@ class RealtimeTools:
         turn = response.turn_id if response.turn_id is not None else self._turns.last_turn
         if response.turn_id is None and any(r.name == TRANSFER_TOOL for r in requests):
             await self._say(self._persona.handoff or DEFAULT_HANDOFF)
-        answered = self._turns.user_turns
+        answered, cuts = self._turns.user_turns, self._cuts
         filler = self._persona.filler
 
         async def on_slow() -> None:
@@ -65,7 +68,7 @@ class RealtimeTools:
             self._send(events.function_output(request.call_id, result.output))
         if any(result.final for result in results):
             return  # the call went to a person
-        if self._turns.user_turns != answered:
+        if self._turns.user_turns != answered or self._cuts != cuts:
             self.toolbox.speech_cancelled(turn, out)  # the caller's turn is answered instead
             return
         answer = out.begin_turn()
@@ -74,7 +77,9 @@ class RealtimeTools:
         self._send(events.response_create(answer))
 
     def interrupted(self, turn_id: int, out: AgentOutput) -> None:
-        """The caller cut ``turn_id`` off: if it spoke tool results, their records say so."""
+        """The caller cut ``turn_id`` off: if it spoke tool results, their records say so;
+        tools still running will not be answered (the caller's turn will be)."""
+        self._cuts += 1
         self.toolbox.speech_cancelled(self._answers.pop(turn_id, turn_id), out)
 
 
