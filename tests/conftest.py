@@ -12,6 +12,9 @@ import pytest
 from bridge.app import create_app
 from bridge.settings import Settings
 from pipeline.agents.base import AgentFactory
+from tests.fakes.mcp_server import FakeMcpServer
+from tests.fakes.tool_server import FakeToolServer
+from tests.fakes.twilio_rest_server import FakeTwilioRest
 from tests.support.audio import load_ulaw
 from tests.support.serverthread import MakeServer, ServerThread
 
@@ -72,3 +75,30 @@ async def no_client_task_leaks() -> AsyncIterator[None]:
             return
         await asyncio.sleep(0.02)
     pytest.fail(f"test leaked tasks: {sorted(t.get_name() for t in others)}")
+
+
+# -- fakes of other people's services, on loopback -----------------------------------------
+
+
+@pytest.fixture
+def rest() -> Iterator[FakeTwilioRest]:
+    """Twilio's REST API (call updates, creation with callbacks and AMD)."""
+    fake = FakeTwilioRest().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def tool_server() -> Iterator[FakeToolServer]:
+    """A JSON API that HTTP tools call (orders, tickets)."""
+    server = FakeToolServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mcp_fake() -> Iterator[FakeMcpServer]:
+    """An MCP server (streamable HTTP) built with the official SDK."""
+    server = FakeMcpServer().start()
+    yield server
+    server.stop()

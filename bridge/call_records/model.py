@@ -12,6 +12,7 @@ the session's rows, so they are merged into the call's row column by column inst
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
@@ -75,41 +76,17 @@ class TurnRow:
 
 
 @dataclass(slots=True)
-class ToolCallRow:
-    """One tool call: :class:`~pipeline.tools.base.ToolCallRecord` plus the call it is in."""
+class ToolCallRow(ToolCallRecord):
+    """One tool call: :class:`~pipeline.tools.base.ToolCallRecord` (arguments and result
+    already redacted) plus the call it is in."""
 
-    call_id: str
-    #: 1, 2, ... in the order the model asked, per call
-    seq: int
-    turn_id: int
-    name: str
-    #: the arguments as JSON text, already redacted
-    arguments: str
-    #: wall-clock (Unix) time the tool call started
-    started_at_s: float
-    #: the start of what the tool answered (redacted), or empty
-    result: str = ""
-    error: str = ""
-    #: None while it runs (or if the process died before it ended)
-    duration_ms: float | None = None
-    #: the caller interrupted before the answer built on this result was spoken
-    speech_cancelled: bool = False
+    call_id: str = ""
 
     @classmethod
     def of(cls, call_id: str, record: ToolCallRecord) -> ToolCallRow:
         """A snapshot of ``record`` now (the toolbox goes on updating the record itself)."""
-        return cls(
-            call_id=call_id,
-            seq=record.seq,
-            turn_id=record.turn_id,
-            name=record.name,
-            arguments=record.arguments,
-            started_at_s=record.started_at_s,
-            result=record.result,
-            error=record.error,
-            duration_ms=record.duration_ms,
-            speech_cancelled=record.speech_cancelled,
-        )
+        values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        return cls(call_id=call_id, **values)
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -37,28 +37,7 @@ def fake() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
-@pytest.fixture
-def tools() -> Iterator[FakeToolServer]:
-    server = FakeToolServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mcp() -> Iterator[FakeMcpServer]:
-    server = FakeMcpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def rest() -> Iterator[FakeTwilioRest]:
-    server = FakeTwilioRest().start()
-    yield server
-    server.stop()
-
-
-def personas(tmp_path: Path, tools: FakeToolServer, extra: str = "") -> str:
+def personas(tmp_path: Path, tool_server: FakeToolServer, extra: str = "") -> str:
     path = tmp_path / "personas.toml"
     path.write_text(
         f"""
@@ -71,7 +50,7 @@ handoff = "Let me put you through."
 [[personas.shop.tools]]
 name = "order_status"
 description = "The status of an order, by its number."
-url = "{tools.base_url}/orders/{{order_id}}"
+url = "{tool_server.base_url}/orders/{{order_id}}"
 method = "GET"
 headers = {{ Authorization = "Bearer ${{ORDERS_KEY}}" }}
 timeout_s = 5
@@ -114,7 +93,7 @@ def shop_server(
     make_server: MakeServer,
     fake: FakeOpenAI,
     tmp_path: Path,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     monkeypatch: pytest.MonkeyPatch,
     extra: str = "",
     **env: Any,
@@ -123,7 +102,7 @@ def shop_server(
     return make_server(
         **openai_env(
             fake,
-            BRIDGE_PERSONAS_FILE=personas(tmp_path, tools, extra),
+            BRIDGE_PERSONAS_FILE=personas(tmp_path, tool_server, extra),
             BRIDGE_RECORDS_URL=f"sqlite:///{tmp_path / 'calls.db'}",
             BRIDGE_OPENAI_TURN_DEADLINE_S=5,
             **env,
@@ -138,20 +117,20 @@ async def shop_call(server: ServerThread) -> FakeTwilio:
 async def test_a_caller_asks_for_an_order_and_hears_the_tools_answer(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     hello_ulaw: bytes,
 ) -> None:
     fake.transcripts.append("What is the status of order 42?")
     fake.reply_of = tool_then_answer("order_status", {"order_id": "42"})
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch)
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch)
     peer = await shop_call(server)
     await say(peer, hello_ulaw)
     await fake.wait_for(lambda: ANSWER in spoken(fake), what="the answer")
     await listen(peer)
     assert spoken(fake) == ["Let me look.", ANSWER]  # quick tool: no filler
-    [seen] = tools.requests
+    [seen] = tool_server.requests
     assert (seen.method, seen.path, seen.headers["authorization"]) == (
         "GET",
         "/orders/42",
@@ -184,46 +163,46 @@ async def test_a_caller_asks_for_an_order_and_hears_the_tools_answer(
 async def test_a_slow_tool_brings_the_filler_line(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     hello_ulaw: bytes,
 ) -> None:
-    tools.delay_s["/orders/42"] = 2.5
+    tool_server.delay_s["/orders/42"] = 2.5
     fake.transcripts.append("What about order 42?")
     fake.reply_of = tool_then_answer("order_status", {"order_id": "42"})
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch)
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch)
     peer = await shop_call(server)
     await say(peer, hello_ulaw)
     await fake.wait_for(lambda: ANSWER in spoken(fake), timeout_s=15, what="the answer")
     await listen(peer)
     assert spoken(fake) == ["Let me look.", "One moment, let me check.", ANSWER]
-    tool_started = next(r.started_at for r in fake.to("chat")) + 0.0
+    [tool] = tool_server.requests
     filler = next(r for r in fake.to("speech") if r.body["input"].startswith("One moment"))
-    waited_s = filler.started_at - tool_started
-    assert 1.0 <= waited_s < 2.5, waited_s  # after about a second, before the tool answered
+    waited_s = filler.started_at - tool.at
+    assert 0.9 <= waited_s < 2.5, waited_s  # after about a second, before the tool answered
     await peer.close()
 
 
 async def test_an_mcp_servers_tools_are_offered_and_called(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
-    mcp: FakeMcpServer,
+    tool_server: FakeToolServer,
+    mcp_fake: FakeMcpServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     hello_ulaw: bytes,
 ) -> None:
-    extra = f'\n[[personas.shop.mcp]]\nurl = "{mcp.url}"\ntools = ["lookup_customer"]\n'
+    extra = f'\n[[personas.shop.mcp]]\nurl = "{mcp_fake.url}"\ntools = ["lookup_customer"]\n'
     fake.transcripts.append("Who am I?")
     fake.reply_of = tool_then_answer("lookup_customer", {"phone": "+15550001111"}, "Checking.")
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch, extra)
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch, extra)
     peer = await shop_call(server)
     await say(peer, hello_ulaw)
     await fake.wait_for(lambda: len(spoken(fake)) == 2, what="the answer")
     offered = [t["function"]["name"] for t in fake.to("chat")[0].body["tools"]]
     assert offered == ["end_call", "order_status", "lookup_customer"]
-    assert mcp.called("lookup_customer") == [{"phone": "+15550001111"}]
+    assert mcp_fake.called("lookup_customer") == [{"phone": "+15550001111"}]
     assert spoken(fake)[1] == "You are Ada, a gold customer."
     await peer.close()
 
@@ -231,12 +210,14 @@ async def test_an_mcp_servers_tools_are_offered_and_called(
 async def test_a_keypad_entry_is_the_callers_turn(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake.replies.append(ChatScript("We open at nine."))
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch, BRIDGE_KEYPAD_GAP_MS=400)
+    server = shop_server(
+        make_server, fake, tmp_path, tool_server, monkeypatch, BRIDGE_KEYPAD_GAP_MS=400
+    )
     peer = await shop_call(server)
     await peer.silence(200)
     await peer.send_dtmf("1")
@@ -273,7 +254,7 @@ def twilio_env(rest: FakeTwilioRest) -> dict[str, Any]:
 async def test_the_agent_hands_the_caller_to_a_person(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     rest: FakeTwilioRest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -281,7 +262,7 @@ async def test_the_agent_hands_the_caller_to_a_person(
 ) -> None:
     fake.transcripts.append("I want to talk to billing.")
     fake.replies.append(ChatScript("", tool_calls=[("transfer_call", {"destination": "billing"})]))
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch, **twilio_env(rest))
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch, **twilio_env(rest))
     peer = await signed_call(server, public_host=PUBLIC)
     talking = background(say(peer, hello_ulaw, tail_ms=4000))
     update = await asyncio.to_thread(rest.wait_for, lambda seen: seen.is_twiml_update, 15)
@@ -307,14 +288,14 @@ async def test_the_agent_hands_the_caller_to_a_person(
 async def test_an_answering_machine_gets_the_voicemail_and_the_call_ends(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     rest: FakeTwilioRest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     hello_ulaw: bytes,
 ) -> None:
     fake.replies.append(ChatScript("Hello, is this the owner of the house? " * 3))
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch, **twilio_env(rest))
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch, **twilio_env(rest))
     peer = await signed_call(server, public_host=PUBLIC)
     talking = background(say(peer, hello_ulaw, tail_ms=12000))  # the machine's greeting
     await fake.wait_for(lambda: len(spoken(fake)) >= 1, what="the answer to the greeting")
@@ -338,12 +319,12 @@ async def test_an_answering_machine_gets_the_voicemail_and_the_call_ends(
 async def test_a_barge_in_cancels_the_answer_not_the_tool_and_the_record_says_so(
     make_server: MakeServer,
     fake: FakeOpenAI,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     hello_ulaw: bytes,
 ) -> None:
-    tools.delay_s["/orders/42"] = 3.0
+    tool_server.delay_s["/orders/42"] = 3.0
     fake.transcripts.extend(["What about order 42?", "Never mind, thanks."])
     asking = tool_then_answer("order_status", {"order_id": "42"})
 
@@ -355,7 +336,7 @@ async def test_a_barge_in_cancels_the_answer_not_the_tool_and_the_record_says_so
         return script
 
     fake.reply_of = reply
-    server = shop_server(make_server, fake, tmp_path, tools, monkeypatch)
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch)
     peer = await shop_call(server)
     await say(peer, hello_ulaw)
     line = background(peer.silence(6000))  # a phone line always carries audio
@@ -366,7 +347,7 @@ async def test_a_barge_in_cancels_the_answer_not_the_tool_and_the_record_says_so
     await listen(peer)
     await peer.close()
     assert ANSWER not in spoken(fake)  # the tool's answer was never spoken...
-    assert len(tools.requests) == 1  # ...but the tool ran, once
+    assert len(tool_server.requests) == 1  # ...but the tool ran, once
     last_chat = fake.to("chat")[-1].body["messages"]
     results = [m for m in last_chat if m["role"] == "tool"]
     assert json.loads(results[0]["content"])["status"] == "shipped"  # and the model knows

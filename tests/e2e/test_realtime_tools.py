@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +29,7 @@ async def fake() -> AsyncIterator[FakeRealtime]:
         yield server
 
 
-@pytest.fixture
-def tools() -> Iterator[FakeToolServer]:
-    server = FakeToolServer().start()
-    yield server
-    server.stop()
-
-
-def personas(tmp_path: Path, tools: FakeToolServer) -> str:
+def personas(tmp_path: Path, tool_server: FakeToolServer) -> str:
     path = tmp_path / "personas.toml"
     path.write_text(
         f"""
@@ -47,7 +40,7 @@ filler = "{FILLER}"
 [[personas.shop.tools]]
 name = "order_status"
 description = "The status of an order, by its number."
-url = "{tools.base_url}/orders/{{order_id}}"
+url = "{tool_server.base_url}/orders/{{order_id}}"
 method = "GET"
 
 [personas.shop.tools.parameters]
@@ -60,7 +53,7 @@ required = ["order_id"]
 
 
 async def test_a_function_call_is_run_and_the_model_answers_with_its_result(
-    make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
+    make_server: MakeServer, fake: FakeRealtime, tool_server: FakeToolServer, tmp_path: Path
 ) -> None:
     asking = Reply(
         audio_ms=600, transcript="Let me look.", tool_calls=[("order_status", {"order_id": "42"})]
@@ -68,7 +61,7 @@ async def test_a_function_call_is_run_and_the_model_answers_with_its_result(
     answer = Reply(audio_ms=900, freq_hz=520.0, transcript="Order 42 has shipped.")
     fake.replies.extend([asking, answer])
     server, _, transcripts = start_bridge(
-        make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tools)
+        make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tool_server)
     )
     peer = await open_call(server, params={"persona": "shop"})
     line = PhoneLine(peer)
@@ -80,7 +73,7 @@ async def test_a_function_call_is_run_and_the_model_answers_with_its_result(
     session = fake.sessions[0]
     update = session.of_type("session.update")[0]["session"]
     assert [t["name"] for t in update["tools"]] == ["end_call", "order_status"]
-    assert [r.path for r in tools.requests] == ["/orders/42"]
+    assert [r.path for r in tool_server.requests] == ["/orders/42"]
     [(call_id, output)] = session.outputs.items()
     assert session.calls[call_id] == "order_status"
     assert json.loads(output)["status"] == "shipped"
@@ -94,14 +87,16 @@ async def test_a_function_call_is_run_and_the_model_answers_with_its_result(
 
 
 async def test_a_slow_tool_is_covered_by_the_filler_then_answered(
-    make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
+    make_server: MakeServer, fake: FakeRealtime, tool_server: FakeToolServer, tmp_path: Path
 ) -> None:
-    tools.delay_s["/orders/42"] = 2.0
+    tool_server.delay_s["/orders/42"] = 2.0
     asking = Reply(audio_ms=400, transcript="", tool_calls=[("order_status", {"order_id": "42"})])
     filler = Reply(audio_ms=700, freq_hz=300.0, transcript=FILLER)
     answer = Reply(audio_ms=900, freq_hz=520.0, transcript="Order 42 has shipped.")
     fake.replies.extend([asking, filler, answer])
-    server, _, _ = start_bridge(make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tools))
+    server, _, _ = start_bridge(
+        make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tool_server)
+    )
     peer = await open_call(server, params={"persona": "shop"})
     line = PhoneLine(peer)
     line.say(speech_ulaw(700))
@@ -116,15 +111,17 @@ async def test_a_slow_tool_is_covered_by_the_filler_then_answered(
 
 
 async def test_speaking_over_the_filler_cuts_it_and_the_callers_turn_is_answered_instead(
-    make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
+    make_server: MakeServer, fake: FakeRealtime, tool_server: FakeToolServer, tmp_path: Path
 ) -> None:
     fake.pace = 1.0  # generated in real time: the filler is still being generated when cut
-    tools.delay_s["/orders/42"] = 2.5
+    tool_server.delay_s["/orders/42"] = 2.5
     asking = Reply(speak=False, tool_calls=[("order_status", {"order_id": "42"})])
     filler = Reply(audio_ms=4000, freq_hz=300.0, transcript=FILLER)
     answer = Reply(audio_ms=600, freq_hz=520.0, transcript="Anything else?")
     fake.replies.extend([asking, filler, answer])
-    server, _, _ = start_bridge(make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tools))
+    server, _, _ = start_bridge(
+        make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tool_server)
+    )
     peer = await open_call(server, params={"persona": "shop"})
     line = PhoneLine(peer)
     line.say(speech_ulaw(700))
@@ -150,12 +147,15 @@ async def test_speaking_over_the_filler_cuts_it_and_the_callers_turn_is_answered
 
 
 async def test_keys_reach_the_model_as_the_callers_message(
-    make_server: MakeServer, fake: FakeRealtime, tools: FakeToolServer, tmp_path: Path
+    make_server: MakeServer, fake: FakeRealtime, tool_server: FakeToolServer, tmp_path: Path
 ) -> None:
     answer = Reply(audio_ms=600, transcript="We open at nine.")
     fake.replies.append(answer)
     server, _, transcripts = start_bridge(
-        make_server, fake, BRIDGE_PERSONAS_FILE=personas(tmp_path, tools), BRIDGE_KEYPAD_GAP_MS=300
+        make_server,
+        fake,
+        BRIDGE_PERSONAS_FILE=personas(tmp_path, tool_server),
+        BRIDGE_KEYPAD_GAP_MS=300,
     )
     peer = await open_call(server, params={"persona": "shop"})
     line = PhoneLine(peer)
@@ -176,15 +176,10 @@ async def test_keys_reach_the_model_as_the_callers_message(
 PUBLIC = "voice.example.com"
 
 
-@pytest.fixture
-def rest() -> Iterator[FakeTwilioRest]:
-    server = FakeTwilioRest().start()
-    yield server
-    server.stop()
-
-
-def leaving_env(tmp_path: Path, tools: FakeToolServer, rest: FakeTwilioRest) -> dict[str, str]:
-    path = Path(personas(tmp_path, tools))
+def leaving_env(
+    tmp_path: Path, tool_server: FakeToolServer, rest: FakeTwilioRest
+) -> dict[str, str]:
+    path = Path(personas(tmp_path, tool_server))
     voicemail = 'voicemail = "Hello from the garden shop, please call us back."\n'
     text = path.read_text().replace(
         "[[personas.shop.tools]]", voicemail + "[[personas.shop.tools]]"
@@ -213,14 +208,14 @@ description = "Billing questions."
 async def test_a_silent_transfer_call_gets_the_handoff_line_then_the_call_moves(
     make_server: MakeServer,
     fake: FakeRealtime,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     rest: FakeTwilioRest,
     tmp_path: Path,
 ) -> None:
     transfer = Reply(speak=False, tool_calls=[("transfer_call", {"destination": "billing"})])
     handoff = Reply(audio_ms=700, freq_hz=300.0, transcript="Let me put you through.")
     fake.replies.extend([transfer, handoff])
-    server, _, _ = start_bridge(make_server, fake, **leaving_env(tmp_path, tools, rest))
+    server, _, _ = start_bridge(make_server, fake, **leaving_env(tmp_path, tool_server, rest))
     peer = await signed_call(server, public_host=PUBLIC)
     line = PhoneLine(peer)
     line.say(speech_ulaw(700))
@@ -241,13 +236,13 @@ async def test_a_silent_transfer_call_gets_the_handoff_line_then_the_call_moves(
 async def test_an_answering_machine_gets_the_voicemail_from_the_model(
     make_server: MakeServer,
     fake: FakeRealtime,
-    tools: FakeToolServer,
+    tool_server: FakeToolServer,
     rest: FakeTwilioRest,
     tmp_path: Path,
 ) -> None:
     message = Reply(audio_ms=900, freq_hz=610.0, transcript="Hello from the garden shop.")
     fake.replies.append(message)
-    server, _, _ = start_bridge(make_server, fake, **leaving_env(tmp_path, tools, rest))
+    server, _, _ = start_bridge(make_server, fake, **leaving_env(tmp_path, tool_server, rest))
     peer = await signed_call(server, public_host=PUBLIC)
     line = PhoneLine(peer)
     form = amd_form(peer.call_sid, "machine_end_beep")

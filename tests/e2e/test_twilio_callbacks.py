@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -56,13 +55,6 @@ no_answer_message = "Nobody is at the desk. Please call again tomorrow."
 [numbers]
 "+15550002222" = "shop"
 """
-
-
-@pytest.fixture
-def rest() -> Iterator[FakeTwilioRest]:
-    fake = FakeTwilioRest().start()
-    yield fake
-    fake.stop()
 
 
 def public_server(make_server: MakeServer, tmp_path: Path, **env: str) -> ServerThread:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from transports.twilio.emulator.client import FakeTwilio, new_sid
 GOODBYE_MS = 600
 API_KEY = "SK" + "2" * 32
 API_SECRET = "api-key-secret-api-key-secret-00"
-
-
-@pytest.fixture
-def rest() -> Iterator[FakeTwilioRest]:
-    fake = FakeTwilioRest().start()
-    yield fake
-    fake.stop()
 
 
 def hang_up_server(make_server: MakeServer, rest: FakeTwilioRest, **env: str) -> ServerThread:

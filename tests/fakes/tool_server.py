@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class ToolRequest:
     headers: dict[str, str]
     #: the JSON body, or None when there was none
     body: Any = None
+    #: time.monotonic() when it arrived
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
-from bridge.call_records.model import CallDetail, Row
+from bridge.call_records.model import CallDetail, Row, ToolCallRow
 from bridge.call_records.store import RecordStore, open_store
 from bridge.call_records.url import parse_records_url
 from pipeline.agents.base import CallInfo
@@ -53,3 +53,8 @@ class FakeCall:
     def observed(self) -> ObservedCall:
         """This, typed as the hooks take it (it has no port, log or taps: none are used)."""
         return cast(ObservedCall, self)
+
+
+def tool_row(call_id: str, *values: Any, **named: Any) -> ToolCallRow:
+    """A tool call row written call id first, as its table's key reads."""
+    return ToolCallRow(*values, **{**named, "call_id": call_id})

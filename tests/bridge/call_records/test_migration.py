@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bridge.call_records.model import CallRow, ToolCallRow, TurnRow, TwilioStatusRow
+from bridge.call_records.model import CallRow, TurnRow, TwilioStatusRow
 from bridge.call_records.sql import TABLES
-from tests.bridge.call_records.helpers import detail, opened, write
+from tests.bridge.call_records.helpers import detail, opened, tool_row, write
 
 #: the schema before transfers, keypad turns, tool calls and Twilio's status (verbatim)
 OLD_SCHEMA = (
@@ -126,7 +126,7 @@ def test_an_old_database_is_upgraded_at_start_up_and_keeps_its_rows(store_url: s
                 transferred_to="billing +15551230002",
             ),
             TurnRow("CAold", 2, 1010.0, 0.0, dtmf="42#"),
-            ToolCallRow(
+            tool_row(
                 "CAold",
                 1,
                 2,

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from bridge.call_records.model import CallRow, ToolCallRow
+from bridge.call_records.model import CallRow
 from bridge.call_records.observer import CallRecorder
 from bridge.call_records.store import open_store
 from bridge.call_records.url import parse_records_url
 from bridge.call_records.writer import RecordWriter
 from pipeline.tools.base import ToolCallRecord
-from tests.bridge.call_records.helpers import FakeCall, detail, opened, write
+from tests.bridge.call_records.helpers import FakeCall, detail, opened, tool_row, write
 
 START = 1_700_000_000.0
 
@@ -94,7 +94,7 @@ def test_each_tool_call_snapshot_updates_one_row(store_url: str, writer: RecordW
     assert writer.flush(10)
 
     done, failed = detail(store_url, "CA1").tool_calls
-    assert done == ToolCallRow(
+    assert done == tool_row(
         "CA1", 1, 2, "order_status", '{"order_id": "42"}', START + 1,
         '{"status": "shipped"}', "", 312.4, True,
     )  # fmt: skip
@@ -108,10 +108,10 @@ def test_each_tool_call_snapshot_updates_one_row(store_url: str, writer: RecordW
 
 def test_tool_calls_are_read_in_order_and_per_call(store_url: str) -> None:
     rows = [
-        ToolCallRow("CA1", seq, 1, f"tool{seq}", "{}", START + seq, duration_ms=1.0)
+        tool_row("CA1", seq, 1, f"tool{seq}", "{}", START + seq, duration_ms=1.0)
         for seq in (3, 1, 2)
     ]
-    write(store_url, [*rows, ToolCallRow("CA2", 1, 1, "other", "{}", START)])
+    write(store_url, [*rows, tool_row("CA2", 1, 1, "other", "{}", START)])
     write(store_url, [replace(rows[0], result="late", duration_ms=9.0)])
     with opened(store_url, create=False) as store:
         assert store.call("CA1") is None  # no call row (yet): no call to show

@@ -13,12 +13,11 @@ from bridge.call_records.model import (
     CallDetail,
     CallRow,
     CallSummary,
-    ToolCallRow,
     TurnRow,
     TwilioStatusRow,
 )
 from bridge.cli.records import calls_command
-from tests.bridge.call_records.helpers import write
+from tests.bridge.call_records.helpers import tool_row, write
 
 START = 1_700_000_000.0
 LONG_RESULT = json.dumps({"status": "shipped", "items": [f"item {n}" for n in range(40)]})
@@ -34,15 +33,15 @@ def a_call(url: str) -> None:
             ),
             TurnRow("CA1", 1, START + 2, 1500.0, 400.0, "where is my order", "which order?"),
             TurnRow("CA1", 2, START + 8, 0.0, 380.0, assistant_text="it shipped", dtmf="42"),
-            ToolCallRow(
+            tool_row(
                 "CA1", 1, 2, "order_status", '{"order_id": "42"}', START + 8.1,
                 LONG_RESULT, duration_ms=312.4,
             ),
-            ToolCallRow(
+            tool_row(
                 "CA1", 2, 2, "weather", '{"city": "Oslo"}', START + 8.5,
                 '{"error": "timed out after 5.0 s"}', "timed out after 5.0 s", 5000.0, True,
             ),
-            ToolCallRow("CA1", 3, 4, "lookup", "{}", START + 30),  # never ended, no turn row
+            tool_row("CA1", 3, 4, "lookup", "{}", START + 30),  # never ended, no turn row
             TwilioStatusRow("CA1", START + 1, answered_by="human"),
             TwilioStatusRow("CA1", START + 43, "completed", 43.0),
         ],

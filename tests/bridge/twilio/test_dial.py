@@ -3,7 +3,6 @@ on loopback, so the form fields are exactly what would reach Twilio."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from tests.fakes.twilio_rest_server import FakeTwilioRest
 from tests.support.twilio_signing import ACCOUNT, TOKEN
 
 PUBLIC = "voice.example.com"
-
-
-@pytest.fixture
-def rest() -> Iterator[FakeTwilioRest]:
-    fake = FakeTwilioRest().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

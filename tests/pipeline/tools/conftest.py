@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
 from pipeline.tools.base import TransferFailed, TransferTarget
-from tests.fakes.mcp_server import FakeMcpServer
-from tests.fakes.tool_server import FakeToolServer
 
 
 class NoCall:
@@ -22,20 +19,6 @@ class NoCall:
 @pytest.fixture
 def call() -> NoCall:
     return NoCall()
-
-
-@pytest.fixture
-def tool_server() -> Iterator[FakeToolServer]:
-    server = FakeToolServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mcp_fake() -> Iterator[FakeMcpServer]:
-    server = FakeMcpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
