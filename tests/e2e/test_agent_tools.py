@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import call_actions
 from tests.e2e.test_openai_agent import KEY, openai_env, spoken
 from tests.fakes.mcp_server import FakeMcpServer
 from tests.fakes.openai_server import ChatScript, FakeOpenAI, Recorded
@@ -357,3 +358,33 @@ async def test_a_barge_in_cancels_the_answer_not_the_tool_and_the_record_says_so
     [tool] = detail.tool_calls
     assert tool.speech_cancelled and tool.duration_ms is not None and tool.duration_ms >= 2900
     assert "shipped" in tool.result and detail.turns[0].interrupted
+
+
+async def test_a_transferred_call_is_never_completed_by_the_bridge(
+    make_server: MakeServer,
+    fake: FakeOpenAI,
+    tool_server: FakeToolServer,
+    rest: FakeTwilioRest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hello_ulaw: bytes,
+) -> None:
+    """Twilio normally ends the stream at once; if it does not, the bridge closes it after a
+    while, and must not hang up the call the person now has (the REST hang-up is on)."""
+    monkeypatch.setattr(call_actions, "TRANSFER_CLOSE_AFTER_S", 0.5)
+    fake.transcripts.append("Billing, please.")
+    fake.replies.append(
+        ChatScript(
+            "Putting you through.", tool_calls=[("transfer_call", {"destination": "billing"})]
+        )
+    )
+    env = {**twilio_env(rest), "BRIDGE_TWILIO_AFTER_STREAM": "apology"}
+    server = shop_server(make_server, fake, tmp_path, tool_server, monkeypatch, **env)
+    peer = await signed_call(server, public_host=PUBLIC)
+    talking = background(say(peer, hello_ulaw, tail_ms=8000))
+    assert await peer.wait_closed(20) == 1000
+    talking.cancel()
+    await peer.close()
+    assert len(rest.twiml_updates(peer.call_sid)) == 1
+    assert [seen for seen in rest.requests if "Status" in seen.form] == []
+    assert spoken(fake) == ["Putting you through."]  # the model's own line: no handoff added

@@ -60,6 +60,8 @@ class TwilioPort:
         self._transfer_call = options.transfer_call
         #: the stream's custom parameters (from, to, persona), set when it starts
         self.call_params: Mapping[str, str] = {}
+        #: the call was handed to a person: it is theirs now, never ours to complete
+        self._transferred = False
         self._link = link
         self._proto = proto
         self._all_played = asyncio.Event()
@@ -118,6 +120,7 @@ class TwilioPort:
         call_sid = self._proto.call_sid
         if (
             code == 1000
+            and not self._transferred
             and self._complete_call is not None
             and call_sid
             and self._proto.can_send
@@ -133,3 +136,4 @@ class TwilioPort:
         if self._transfer_call is None or not call_sid:
             raise TransferFailed("transfers need Twilio REST credentials and a public host")
         await self._transfer_call(call_sid, target, self.call_params)
+        self._transferred = True
