@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from bridge import wiring
 from bridge.agents import build_agent_factory
+from bridge.browser.feed import PageFeed
 from bridge.call_records.service import CallRecords
 from bridge.ops.drain import Drainer
 from bridge.ops.logs import install_redaction
@@ -24,13 +25,14 @@ from bridge.settings import Settings
 from bridge.state import BridgeState
 from bridge.switchboard import Switchboard
 from bridge.twilio.signatures import TwilioSignatures
+from bridge.xiaozhi.captions import DeviceCaptions
 from pipeline.agents.base import AgentFactory
 from pipeline.agents.cascade.factory import CascadeAgentFactory
 from pipeline.observers import Observers, SessionObserver
 
 log = logging.getLogger("bridge.app")
 
-TRANSPORTS = ("twilio", "esp32")
+TRANSPORTS = ("twilio", "esp32", "browser", "xiaozhi")
 
 
 def create_app(
@@ -51,6 +53,8 @@ def create_app(
     switchboard = Switchboard(factory, wiring.session_configs(settings), observers)
     metrics = Metrics(switchboard.counts, TRANSPORTS)
     observers.add(metrics.observer())
+    observers.add(PageFeed())
+    observers.add(DeviceCaptions())
     if isinstance(factory, CascadeAgentFactory):
         failovers = factory.failovers
         metrics.watch_failovers(lambda: failovers.counts)

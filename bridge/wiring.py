@@ -62,6 +62,21 @@ def session_configs(settings: Settings) -> dict[str, SessionConfig]:
             max_duration_s=settings.esp32_max_session_s,
             spoken_apology=False,
         ),
+        # a xiaozhi device is a toy: its silence window and session limit, no apology
+        "xiaozhi": SessionConfig(
+            endpointer=endpointer(settings.esp32_silence_ms),
+            interruptions=interruptions,
+            idle_timeout_s=settings.xiaozhi_idle_timeout_s,
+            max_duration_s=settings.esp32_max_session_s,
+            spoken_apology=False,
+        ),
+        # a talk page is a phone call in a browser: the same turns, limits and apology
+        "browser": SessionConfig(
+            endpointer=endpointer(settings.vad_silence_ms),
+            interruptions=interruptions,
+            idle_timeout_s=settings.call_idle_timeout_s,
+            max_duration_s=settings.max_call_s,
+        ),
     }
 
 

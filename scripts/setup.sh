@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(libopus0 libopus-dev pkg-config cmake g++ make)
 PYTHON=${PYTHON:-python3}
 EXTRAS=${1:-dev}
+if [[ ",${EXTRAS}," == *",dev,"* ]]; then
+  # the talk page's tests run it in Debian's Chromium (driven by playwright, whose own
+  # browser downloads are never used)
+  APT_PACKAGES+=(chromium)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,10 +7,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import call, dial, records, serve, settings_cmd, toy
+from bridge.cli import call, dial, records, serve, settings_cmd, talk, toy
 
 #: one module per command group, in the order ``bridge --help`` lists them
-COMMANDS = (serve, call, toy, dial, records, settings_cmd)
+COMMANDS = (serve, call, toy, dial, talk, records, settings_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

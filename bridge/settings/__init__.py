@@ -19,6 +19,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from bridge.settings.agents import AgentsSettings
+from bridge.settings.browser import BrowserSettings
 from bridge.settings.capacity import CapacitySettings
 from bridge.settings.fields import SettingsError, markdown_row, parse
 from bridge.settings.phones import PhonesSettings
@@ -33,6 +34,7 @@ __all__ = ["Settings", "SettingsError"]
 
 @dataclass(frozen=True)
 class Settings(
+    BrowserSettings,
     RecordsSettings,
     CapacitySettings,
     ToysSettings,

@@ -109,3 +109,18 @@ class ToysSettings:
         False,
         "Also serve the toy WebSocket at `/` (DEV/Deno firmware builds).",
     )
+    xiaozhi_lead_ms: int = setting(
+        "BRIDGE_XIAOZHI_LEAD_MS",
+        400,
+        "How far ahead of real time audio is sent to a xiaozhi device (it holds ~2.4 s).",
+        min_value=100,
+        max_value=2000,
+    )
+    xiaozhi_idle_timeout_s: float = setting(
+        "BRIDGE_XIAOZHI_IDLE_TIMEOUT_S",
+        110.0,
+        "End a xiaozhi session after this long without the user speaking (0: never); the "
+        "device itself gives up after 120 s without a message.",
+        min_value=0,
+        max_value=86400,
+    )

@@ -19,9 +19,11 @@ from pipeline.audio import PCM16_16K, ULAW_8K, AudioSpec, Converter
 from tests.support.serverthread import ServerThread
 from tests.support.toys import open_toy
 from tests.support.twilio_calls import open_call, say
+from tests.support.xiaozhi import open_device
 from transports.esp32.emulator.client import FakeToy
 from transports.twilio.emulator.client import FakeTwilio
 from transports.twilio.protocol import MAX_CONSECUTIVE_INVALID
+from transports.xiaozhi.emulator.client import FakeXiaozhi
 
 ULAW_BYTES_PER_MS = 8
 #: a reply is over once this much quiet follows it
@@ -231,3 +233,63 @@ class ToyDriver:
 
 
 DRIVERS: list[Driver] = [TwilioDriver(), ToyDriver()]
+
+
+class XiaozhiPeer:
+    def __init__(self, device: FakeXiaozhi) -> None:
+        self.device = device
+        self._replies = 0
+
+    async def greeting_ms(self, timeout_s: float) -> float:
+        await self.device.wait_replies(1, timeout_s)
+        return self.device.played_ms(0)
+
+    async def say(self, pcm16_16k: bytes) -> None:
+        self._replies = self.device.stopped_replies() + 1
+        await self.device.speak(pcm16_16k)
+
+    async def reply_started(self, timeout_s: float) -> None:
+        device = self.device
+        await device.wait(
+            lambda: len(device.played) >= self._replies and device.played_ms() > 0, timeout_s
+        )
+
+    async def reply_ms(self, timeout_s: float) -> float:
+        await self.device.wait_replies(self._replies, timeout_s)
+        return self.device.played_ms()
+
+    async def barge_in(self, pcm16_16k: bytes) -> float:
+        played_ms = self.device.played_ms()
+        await self.device.send_text(self.device.model.abort())
+        return played_ms
+
+    def failure_signalled(self) -> bool:
+        return bool(self.device.model.alerts)
+
+    async def send_garbage(self) -> None:
+        for _ in range(51):
+            await self.device.send_text("[]")
+
+    def stop_reading(self) -> None:
+        self.device.stop_reading()
+
+    async def closed(self, timeout_s: float) -> int | None:
+        return await self.device.wait_closed(timeout_s)
+
+    async def close(self) -> None:
+        await self.device.close()
+
+
+class XiaozhiDriver:
+    name = "xiaozhi"
+    garbage_close_code = 1008
+
+    def __init__(self) -> None:
+        self._devices = itertools.count(1)
+
+    async def connect(self, server: ServerThread) -> Peer:
+        mac = f"24:0a:c4:00:01:{next(self._devices) % 256:02x}"  # one device per connection
+        return XiaozhiPeer(await open_device(server, device_id=mac))
+
+
+DRIVERS.append(XiaozhiDriver())

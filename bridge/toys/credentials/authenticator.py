@@ -34,7 +34,7 @@ import jwt
 from jwt.types import Options as JwtOptions
 
 from bridge.toys.credentials.devices_file import _DeviceEntry, _load_registry, _Registry
-from bridge.toys.credentials.handshake import _bearer_token, _Handshake, _is_private_source
+from bridge.toys.credentials.handshake import _bearer_token, _Handshake, is_private_source
 from bridge.toys.credentials.values import (
     METHOD_DEVICE_TOKEN,
     METHOD_INSECURE_DEV,
@@ -183,6 +183,18 @@ class DeviceAuthenticator:
             token_fingerprint=fingerprint,
         )
 
+    def registered_sub(self, raw_mac: str | None) -> str | None:
+        """The devices file's identity bound to this MAC (a device id or a user), unless
+        revoked: who a provisioning request (xiaozhi OTA) may be given a token for."""
+        mac = normalize_mac(raw_mac)
+        registry = self._registry
+        if mac is None or mac in registry.revoked_macs:
+            return None
+        bound = [d.device_id for d in registry.devices_by_digest.values() if d.mac == mac]
+        bound += [sub for sub, user in registry.users.items() if user.mac == mac]
+        subs = [sub for sub in bound if sub not in registry.revoked_subs]
+        return subs[0] if subs else None
+
     # -- credentials -------------------------------------------------------------------------
 
     def _verify_credential(self, token: str, registry: _Registry) -> _Verified:
@@ -292,7 +304,7 @@ class DeviceAuthenticator:
         """No credentials configured: fail closed unless the operator opted in (ES2, ES9)."""
         if not self._insecure_dev:
             raise DeviceAuthError("no device credentials configured")
-        if not _is_private_source(client_ip):
+        if not is_private_source(client_ip):
             raise DeviceAuthError("insecure-dev mode accepts private source addresses only")
         mac = self._resolve_mac(handshake.mac, None)
         sub = INSECURE_DEV_SUB_PREFIX + (mac or client_ip.strip())

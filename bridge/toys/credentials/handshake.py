@@ -64,7 +64,8 @@ def _bearer_token(authorization: str | None, query_string: str) -> str:
     return parts[1]
 
 
-def _is_private_source(client_ip: str) -> bool:
+def is_private_source(client_ip: str) -> bool:
+    """A private or loopback address: development admits such peers without credentials."""
     try:
         address = ipaddress.ip_address(client_ip.strip())
     except ValueError:

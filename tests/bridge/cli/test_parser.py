@@ -19,7 +19,7 @@ def subcommand(name: str) -> argparse.ArgumentParser:
 
 def test_every_command_is_registered() -> None:
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(sub.choices) == {"serve", "call", "toy", "dial", "calls", "settings"}
+    assert set(sub.choices) == {"serve", "call", "toy", "dial", "talk-link", "calls", "settings"}
 
 
 @pytest.mark.parametrize("command", ["call", "toy"])

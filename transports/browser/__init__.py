@@ -1,0 +1,1 @@
+"""The talk page: a browser speaking to the agent over ``/ws/browser``."""
