@@ -7,6 +7,7 @@ live calls can be updated (Twilio REST credentials and a public host).
 
 from __future__ import annotations
 
+import json
 import logging
 
 from bridge import wiring
@@ -29,6 +30,8 @@ def build_agent_factory(settings: Settings, personas: PersonaBook | None = None)
         return realtime_factory(settings, personas)
     if settings.agent == "openai":
         return openai_factory(settings, personas)
+    if settings.agent == "backend":
+        return backend_factory(settings, personas)
     return EchoAgentFactory()
 
 
@@ -85,3 +88,24 @@ def openai_factory(settings: Settings, personas: PersonaBook) -> AgentFactory:
     from bridge.stages import cascade_factory
 
     return cascade_factory(settings, personas, tool_offer(settings, personas))
+
+
+def backend_factory(settings: Settings, personas: PersonaBook) -> AgentFactory:
+    """A Twilio-ready voice agent server behind every call (``BRIDGE_AGENT=backend``)."""
+    from pipeline.agents.backend.agent import BackendAgentFactory
+    from pipeline.agents.backend.config import BackendConfig
+
+    if not settings.backend_url.startswith(("ws://", "wss://")):
+        raise SettingsError("BRIDGE_AGENT=backend needs BRIDGE_BACKEND_URL (ws:// or wss://)")
+    try:
+        headers = json.loads(settings.backend_headers or "{}")
+    except ValueError:
+        headers = None
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise SettingsError("BRIDGE_BACKEND_HEADERS must be a JSON object of strings")
+    config = BackendConfig(
+        settings.backend_url, headers=headers, reconnects=settings.backend_reconnects
+    )
+    return BackendAgentFactory(config, personas)

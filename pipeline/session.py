@@ -35,7 +35,7 @@ from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout
 from pipeline.ports import AudioTap, CallPort
-from pipeline.session_config import SessionConfig
+from pipeline.session_config import REPLY_POLL_S, SessionConfig
 from pipeline.tasks import TaskSet
 from pipeline.time_limits import TimeLimits
 from pipeline.tools.base import ToolCallRecord, TransferTarget
@@ -203,7 +203,7 @@ class CallSession(AgentOutput):
             self.actions.answered_by(kind)
 
     def interrupt(self) -> None:
-        """The far end asked to stop the current reply (a toy's button): always real."""
+        """The far end (a toy's button) or the agent's (a backend's clear) stopped the reply."""
         if self.phase in LISTENING:
             self.barge_in.now()
 
@@ -354,10 +354,16 @@ class CallSession(AgentOutput):
         agent's late report of a sound already judged harmless is not a new one."""
         self.last_activity = self.clock()
         turn = self._current_turn
-        if self.actions.leaving_message:
-            return
+        if self.actions.leaving_message or self.agent.owns_interruptions:
+            return  # an agent that owns them stops itself (AgentOutput.interrupt)
         if turn is not None and self.responding and self.phase in LISTENING:
             self.barge_in.speech_started(turn)
+
+    async def played(self, turn_id: int) -> None:
+        """Its end sent (a mark's audio may wait in the last partial chunk), then heard."""
+        while self.playout.is_live(turn_id):  # noqa: ASYNC110 - no event marks a turn's end
+            await asyncio.sleep(REPLY_POLL_S)
+        await ending_calls.heard_all(self, "marked audio")
 
     def judging_sound(self) -> bool:
         return self.barge_in.judging

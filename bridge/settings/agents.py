@@ -16,8 +16,31 @@ class AgentsSettings:
         "Voice agent behind every call: `local` (offline speech recognition, rule-based "
         "dialogue and neural speech; the `local` extra, else it falls back to `echo`), "
         "`openai` (speech to text, chat and text to speech), `openai-realtime` (OpenAI "
-        "Realtime speech to speech) or `echo` (plays each utterance back, for line tests).",
-        choices=("echo", "local", "openai", "openai-realtime"),
+        "Realtime speech to speech), `backend` (any voice agent server that speaks Twilio Media "
+        "Streams, at `BRIDGE_BACKEND_URL`) or `echo` (plays each utterance back, for line "
+        "tests).",
+        choices=("echo", "local", "openai", "openai-realtime", "backend"),
+    )
+    backend_url: str = setting(
+        "BRIDGE_BACKEND_URL",
+        "",
+        "WebSocket URL of a Twilio-ready voice agent (`wss://host/stream`) for "
+        "`BRIDGE_AGENT=backend`: every call, phone or toy, reaches it as a Twilio Media Stream.",
+    )
+    backend_headers: str = setting(
+        "BRIDGE_BACKEND_HEADERS",
+        "",
+        'HTTP headers sent with each backend handshake, as a JSON object (e.g. `{"Authorization": '
+        '"Bearer …"}`).',
+        secret=True,
+    )
+    backend_reconnects: int = setting(
+        "BRIDGE_BACKEND_RECONNECTS",
+        3,
+        "Connection attempts a call may make after its first when the backend refuses (other "
+        "than 401/403) or drops it; then the caller hears an apology and the call ends.",
+        min_value=0,
+        max_value=20,
     )
     stt: str = setting(
         "BRIDGE_STT",

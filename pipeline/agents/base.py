@@ -92,6 +92,14 @@ class AgentOutput(Protocol):
     def user_speech_started(self) -> None:
         """The agent's own turn detection heard the user start speaking (barge-in signal)."""
 
+    def interrupt(self) -> None:
+        """The agent's far end stopped its reply now (a Twilio-ready backend's ``clear``): a
+        real interruption, never judged; the agent then hears :meth:`Agent.interrupted`."""
+
+    async def played(self, turn_id: int) -> None:
+        """Wait until everything queued so far for ``turn_id`` has been played to the caller
+        (a backend's ``mark``); returns at once for a turn that is no longer live."""
+
     def judging_sound(self) -> bool:
         """True while a sound over a reply is judged, or was judged harmless and the caller
         has not started another since: speech the agent hears now is that sound."""
@@ -130,6 +138,9 @@ class Agent(ABC):
     hears_words: bool = False
     #: answers keypad entries (:meth:`keypad`); False: keys are only seen (:meth:`dtmf`)
     uses_keypad: bool = False
+    #: detects the caller talking over it and stops itself (:meth:`AgentOutput.interrupt`):
+    #: the session's onsets then never cut its audio (a Twilio-ready backend's ``clear``)
+    owns_interruptions: bool = False
 
     @property
     def commits_turns(self) -> bool:

@@ -69,6 +69,12 @@ class RecordingOutput:
     def judging_sound(self) -> bool:
         return False
 
+    def interrupt(self) -> None:
+        pass
+
+    async def played(self, turn_id: int) -> None:
+        pass
+
     def transcript(self, turn_id: int, role: str, text: str) -> None:
         self.transcripts.append((turn_id, role, text))
 

@@ -1,0 +1,1 @@
+"""BRIDGE_AGENT=backend: any Twilio-ready voice agent server behind every call."""
