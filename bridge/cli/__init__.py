@@ -7,10 +7,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import call, dial, records, serve, settings_cmd, talk, toy
+from bridge.cli import call, dial, records, serve, settings_cmd, talk, toy, xiaozhi
 
 #: one module per command group, in the order ``bridge --help`` lists them
-COMMANDS = (serve, call, toy, dial, talk, records, settings_cmd)
+COMMANDS = (serve, call, toy, xiaozhi, dial, talk, records, settings_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,10 +19,19 @@ def subcommand(name: str) -> argparse.ArgumentParser:
 
 def test_every_command_is_registered() -> None:
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(sub.choices) == {"serve", "call", "toy", "dial", "talk-link", "calls", "settings"}
+    assert set(sub.choices) == {
+        "serve",
+        "call",
+        "toy",
+        "xiaozhi",
+        "dial",
+        "talk-link",
+        "calls",
+        "settings",
+    }
 
 
-@pytest.mark.parametrize("command", ["call", "toy"])
+@pytest.mark.parametrize("command", ["call", "toy", "xiaozhi"])
 def test_emulator_options_show_their_defaults(command: str) -> None:
     parser = subcommand(command)
     for action in parser._actions:
