@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import itertools
 import json
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.audio import PCM16_16K, ULAW_8K, AudioSpec, Converter
 from tests.support.serverthread import ServerThread
+from tests.support.talk_page import FakePage
 from tests.support.toys import open_toy
 from tests.support.twilio_calls import open_call, say
 from tests.support.xiaozhi import open_device
+from transports.browser.protocol import MAX_CONSECUTIVE_INVALID as PAGE_MAX_INVALID
 from transports.esp32.emulator.client import FakeToy
 from transports.twilio.emulator.client import FakeTwilio
-from transports.twilio.protocol import MAX_CONSECUTIVE_INVALID
+from transports.twilio.protocol import MAX_CONSECUTIVE_INVALID as TWILIO_MAX_INVALID
 from transports.xiaozhi.emulator.client import FakeXiaozhi
 
 ULAW_BYTES_PER_MS = 8
@@ -147,7 +149,7 @@ class TwilioPeer:
 
     async def send_garbage(self) -> None:
         await self._quiet_line()
-        for _ in range(MAX_CONSECUTIVE_INVALID):
+        for _ in range(TWILIO_MAX_INVALID):
             await self.peer.send_json({"not": "an event"})
 
     def stop_reading(self) -> None:
@@ -293,3 +295,99 @@ class XiaozhiDriver:
 
 
 DRIVERS.append(XiaozhiDriver())
+
+
+PCM16_BYTES_PER_MS = 32
+
+
+class BrowserPeer:
+    """A talk page: its replies are turns the bridge announces (``turn`` … ``turn_end``), and
+    it barges in as a phone caller does, by talking over the reply."""
+
+    def __init__(self, page: FakePage) -> None:
+        self.page = page
+        self._reply_after = 0  # the reply is the first turn after this one
+
+    def _turns(self) -> list[int]:
+        return [int(m["turn"]) for m in self.page.of_type("turn")]
+
+    def _ended(self, turn: int) -> dict[str, Any] | None:
+        ends = [m for m in self.page.of_type("turn_end") if m["turn"] == turn]
+        return ends[0] if ends else None
+
+    def _reply(self) -> int | None:
+        later = [t for t in self._turns() if t > self._reply_after]
+        return later[0] if later else None
+
+    async def _played_out(self, turn: int, timeout_s: float) -> float:
+        page = self.page
+        await page.wait_for(
+            lambda: self._ended(turn) is not None and not page.playing, timeout_s, f"turn {turn}"
+        )
+        return len(page.played[turn]) / PCM16_BYTES_PER_MS
+
+    async def greeting_ms(self, timeout_s: float) -> float:
+        await self.page.wait_for(lambda: bool(self._turns()), timeout_s, "the greeting")
+        return await self._played_out(self._turns()[0], timeout_s)
+
+    async def say(self, pcm16_16k: bytes) -> None:
+        self._reply_after = max(self._turns(), default=0)
+        await self.page.say(pcm16_16k)
+
+    async def reply_started(self, timeout_s: float) -> None:
+        page = self.page
+        await page.wait_for(
+            lambda: (turn := self._reply()) is not None and len(page.played[turn]) > 0,
+            timeout_s,
+            "the reply",
+        )
+
+    async def reply_ms(self, timeout_s: float) -> float:
+        await self.page.wait_for(lambda: self._reply() is not None, timeout_s, "the reply")
+        reply = self._reply()
+        assert reply is not None
+        return await self._played_out(reply, timeout_s)
+
+    async def barge_in(self, pcm16_16k: bytes) -> float:
+        """Talk over the reply; what was heard is what had played when the ``clear`` came."""
+        page, reply = self.page, self._reply()
+        assert reply is not None
+        clears = len(page.clears)
+        talking = asyncio.get_running_loop().create_task(page.say(pcm16_16k), name="barge-in")
+        try:
+            await page.wait_for(lambda: len(page.clears) > clears, 10, "the clear")
+            heard_ms = len(page.played[reply]) / PCM16_BYTES_PER_MS
+        finally:
+            await talking
+        return heard_ms
+
+    def failure_signalled(self) -> bool:
+        reply = self._reply()  # the page, like a phone, hears the packaged apology
+        return reply is not None and len(self.page.played[reply]) > 0
+
+    async def send_garbage(self) -> None:
+        for _ in range(PAGE_MAX_INVALID):
+            await self.page.send_json({"type": "nonsense"})
+
+    def stop_reading(self) -> None:
+        self.page.stop_reading()
+
+    async def closed(self, timeout_s: float) -> int | None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.page.closed.wait()
+        return self.page.close_code
+
+    async def close(self) -> None:
+        await self.page.close()
+
+
+class BrowserDriver:
+    name = "browser"
+    garbage_close_code = 1008
+
+    async def connect(self, server: ServerThread) -> Peer:
+        return BrowserPeer(await FakePage(server).open())
+
+
+DRIVERS.append(BrowserDriver())

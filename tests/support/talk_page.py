@@ -35,6 +35,8 @@ class FakePage:
         self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = asyncio.Event()
+        self._reading = asyncio.Event()
+        self._reading.set()
 
     async def open(self) -> FakePage:
         self._ws = await connect(self.url, max_size=None)
@@ -52,6 +54,15 @@ class FakePage:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def playing(self) -> bool:
+        """Audio is queued that the player has not played yet."""
+        return bool(self._queue)
+
+    def stop_reading(self) -> None:
+        """Stop reading the socket (a frozen tab): TCP pushes back on the server."""
+        self._reading.clear()
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
@@ -72,6 +83,11 @@ class FakePage:
                 raise AssertionError(f"talk page: timed out waiting for {what}")
             await asyncio.sleep(0.02)
 
+    async def send_json(self, message: dict[str, Any]) -> None:
+        """Send a control message as it is (a test's own, possibly hostile)."""
+        assert self._ws is not None
+        await self._ws.send(json.dumps(message))
+
     async def _send(self, message: dict[str, Any]) -> None:
         if self._ws is not None:
             with contextlib.suppress(Exception):
@@ -81,6 +97,7 @@ class FakePage:
         assert self._ws is not None
         try:
             async for message in self._ws:
+                await self._reading.wait()
                 if isinstance(message, bytes):
                     if self._turn is not None:
                         self._queue.append((self._turn, bytearray(message)))
