@@ -5,9 +5,15 @@ adding a driver; nothing here names a wire."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
+from bridge.call_records.model import CallSummary
+from bridge.call_records.store import open_store
+from bridge.call_records.url import parse_records_url
 from pipeline.agents.base import AgentOutput, CallInfo
 from pipeline.session import CallSession
 from tests.conformance.drivers import DRIVERS, Driver
@@ -150,3 +156,48 @@ async def test_a_slow_reader_costs_bounded_memory(driver: Driver, make_server: M
         assert unacked_ms <= 2000 + 200
         assert unsent_bytes <= 256 * 1024
     await peer.close()
+
+
+def recorded_calls(url: str, transport: str, timeout_s: float = 10.0) -> list[CallSummary]:
+    """The transport's ended calls in the records, once the writer thread has put them."""
+    target = parse_records_url(url)
+    assert target is not None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        store = open_store(target, create=False)
+        try:
+            calls = [
+                c
+                for c in store.recent_calls(20)
+                if c.call.transport == transport and c.call.ended_at_s is not None
+            ]
+        finally:
+            store.close()
+        if calls or time.monotonic() > deadline:
+            return calls
+        time.sleep(0.05)
+
+
+async def test_the_call_is_recorded_and_counted_under_its_transport(
+    driver: Driver, make_server: MakeServer, tmp_path: Path
+) -> None:
+    records_url = f"sqlite:///{tmp_path / 'conformance.db'}"
+    server = make_server(
+        tones(greeting_ms=GREETING_MS, reply_ms=REPLY_MS), BRIDGE_RECORDS_URL=records_url
+    )
+    peer = await driver.connect(server)
+    await peer.greeting_ms(TIMEOUT_S)
+    await peer.say(hello_16k())
+    await peer.reply_ms(TIMEOUT_S)
+    await peer.close()
+    (call,) = await asyncio.to_thread(recorded_calls, records_url, driver.name)
+    assert call.turns == 1  # the caller's turn (a greeting is no turn of the caller's)
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{server.http}/metrics")).text
+    assert 'bridge_calls_ended_total{reason="' in metrics
+    ended = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("bridge_calls_ended_total") and f'transport="{driver.name}"' in line
+    ]
+    assert ended and float(ended[0].rsplit(" ", 1)[1]) == 1.0
