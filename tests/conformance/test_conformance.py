@@ -194,7 +194,6 @@ async def test_the_call_is_recorded_and_counted_under_its_transport(
     assert call.turns == 1  # the caller's turn (a greeting is no turn of the caller's)
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"{server.http}/metrics")).text
-    assert 'bridge_calls_ended_total{reason="' in metrics
     ended = [
         line
         for line in metrics.splitlines()
