@@ -62,6 +62,7 @@ class Switchboard:
             params=dict(request.params),
             wire_in=port.wire_in,
             wire_out=port.wire_out,
+            tools=request.tools,
         )
         try:
             agent = self.factory.create(call)

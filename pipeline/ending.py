@@ -16,7 +16,12 @@ from pipeline.call_logger import CallLog
 from pipeline.lifecycle import Ending, Phase
 from pipeline.playout import Playout
 from pipeline.ports import CallPort
-from pipeline.session_config import DRAIN_GRACE_S, HANGUP_PLAYOUT_TIMEOUT_S, REPLY_POLL_S
+from pipeline.session_config import (
+    DRAIN_GRACE_S,
+    HANGUP_PLAYOUT_TIMEOUT_S,
+    MARK_POLL_S,
+    REPLY_POLL_S,
+)
 from pipeline.time_limits import TimeLimits
 
 
@@ -78,6 +83,23 @@ async def heard_all(session: EndingCall, what: str) -> None:
     except TimeoutError:
         session.log.warning("%s did not finish playing in time", what)
     await session.port.drain(session.port.unacked_ms() / 1000 + DRAIN_GRACE_S)
+
+
+async def heard_up_to(session: EndingCall, turn_id: int, position_ms: float | None) -> None:
+    """Until the far end has played ``turn_id`` up to ``position_ms`` (a mark's place; None:
+    the whole turn), or there is nothing more of it to hear. A position in the turn's last
+    partial chunk is reached once the turn's end has been sent."""
+    while True:
+        live = session.playout.is_live(turn_id)
+        heard_ms = session.playout.heard_ms(turn_id, session.port.unacked_ms())
+        if position_ms is not None and heard_ms is not None and heard_ms >= position_ms:
+            return
+        if not live and (position_ms is None or heard_ms is None):
+            break
+        if not live and session.port.unacked_ms() <= 0:
+            return
+        await asyncio.sleep(MARK_POLL_S)
+    await heard_all(session, "marked audio")
 
 
 async def close_port(session: EndingCall, ending: Ending) -> None:

@@ -199,6 +199,13 @@ class Playout:
         """Audio waiting in the queue, not yet sent (bounded by ``max_queue_ms``)."""
         return self._queued_ms
 
+    def heard_ms(self, turn_id: int, unheard_ms: float) -> float | None:
+        """How much of ``turn_id`` the far end has played, given ``unheard_ms`` of what was
+        sent still unplayed there (the port's own count); None once another turn is sent."""
+        if turn_id != self._sent_turn:
+            return None
+        return max(0.0, self._sent_from_ms + self._sent_ms - unheard_ms)
+
     def backlog_ms(self) -> float:
         """Our own clock's estimate of sent-but-unplayed audio."""
         return max(0.0, (self._play_end_s - self._clock()) * 1000)

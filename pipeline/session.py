@@ -5,8 +5,8 @@ The transport adapter owns the socket and calls, from its receive loop:
 * :meth:`CallSession.push_audio` for every inbound audio message. It is synchronous and
   cheap (decode, endpointer); it never waits on the agent. Rare consequences (a turn ends,
   the user barges in) start a task, never one per frame.
-* :meth:`dtmf`, :meth:`end_of_speech`, :meth:`interrupt`, :meth:`drop_turn` for control
-  messages and the transport's own watchdogs.
+* :meth:`dtmf`, :meth:`typed_turn`, :meth:`end_of_speech`, :meth:`interrupt`,
+  :meth:`drop_turn` for control messages and the transport's own watchdogs.
 * :meth:`close` exactly once when the socket is gone, whatever the reason.
 
 Anything that wants the call to end (the agent's goodbye, a limit, a drain, a failure) asks
@@ -30,13 +30,15 @@ from pipeline.audio import Converter
 from pipeline.barge_in import BargeIn
 from pipeline.call_actions import CallActions
 from pipeline.call_logger import CallLog
+from pipeline.captions import Captions
 from pipeline.endpointing import Endpointer, EndpointEvent, TentativeTurn, UserTurn, native_spec
 from pipeline.lifecycle import LISTENING, Ending, Phase, next_phase
 from pipeline.observers import SessionObserver, SessionStats
 from pipeline.playout import Playout
 from pipeline.ports import AudioTap, CallPort
-from pipeline.session_config import REPLY_POLL_S, SessionConfig
+from pipeline.session_config import SessionConfig
 from pipeline.tasks import TaskSet
+from pipeline.teardown import tear_down
 from pipeline.time_limits import TimeLimits
 from pipeline.tools.base import ToolCallRecord, TransferTarget
 
@@ -87,6 +89,7 @@ class CallSession(AgentOutput):
         )
         self.barge_in = BargeIn(self, cfg.interruptions)
         self.actions = CallActions(self)
+        self.captions = Captions(port, agent.output_spec)
 
     def attach_tap(self, tap: AudioTap) -> None:
         """Show ``tap`` every inbound frame and every outbound chunk from now on."""
@@ -117,29 +120,11 @@ class CallSession(AgentOutput):
             self.tasks.spawn(ending_calls.close_port(self, ending), "close")
 
     async def close(self, reason: str) -> None:
-        """The transport's socket is gone: cancel every task, close the agent, tell the
-        observers, log one summary line. Idempotent."""
-        if self.phase is Phase.CLOSED:
-            return
-        self.phase = Phase.CLOSED
-        self.end_reason = self.end_reason or reason
-        self.actions.close()
-        await self.tasks.cancel_all()
-        try:
-            await asyncio.wait_for(self.agent.close(), timeout=1.0)
-        except Exception as exc:  # an agent failing to close must not break teardown
-            self.log.warning("agent close failed: %r", exc)
-        if self.tap is not None:
-            tap, self.tap = self.tap, None
-            self.playout.tap = None
-            try:
-                tap.close()
-            except Exception as exc:  # a recording must not break teardown
-                self.log.warning("audio tap close failed: %r", exc)
-        self.observer.on_call_ended(self)
-        duration_s, playout = self.clock() - self.started_at, self.playout
-        sent, dropped = playout.chunks_sent, playout.chunks_dropped
-        self.log.info("%s", self.stats.summary(self.end_reason, duration_s, sent, dropped))
+        """The transport's socket is gone: let go of everything (``pipeline/teardown.py``)."""
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.CLOSED
+            self.end_reason = self.end_reason or reason
+            await tear_down(self)
 
     def _task_failed(self, task: asyncio.Task[Any], exc: BaseException) -> None:
         """An unexpected error inside the call: close its socket with 1011."""
@@ -275,6 +260,20 @@ class CallSession(AgentOutput):
         turn = self._commit(b"", 0.0, 0.0, lambda t: self.agent.keypad(t, digits, self))
         self.observer.on_keypad(self, turn, digits)
 
+    def typed_turn(self, text: str) -> None:
+        """Words the user typed (a device's text input) are a turn of their own, cutting off
+        a reply as a keypad entry does; an agent that reads no text leaves them unanswered."""
+        if self.phase in LISTENING and not self.agent.reads_text:
+            self.log.info("typed turn ignored: this agent reads no text (%d chars)", len(text))
+        elif self.phase in LISTENING:
+            self.last_activity = self.clock()
+            self.tasks.spawn(self._typed_turn(text), "typed")
+
+    async def _typed_turn(self, text: str) -> None:  # as keypad_turn, for the agent's typed
+        await self.barge_in.cut()
+        if self.phase in LISTENING:
+            self._commit(b"", 0.0, 0.0, lambda t: self.agent.typed(t, text, self))
+
     def agent_audio(self, pcm16: bytes) -> bytes:
         """An utterance at the endpointer's rate, as the agent takes it: converted whole and
         afresh, so the same speech always gives the same bytes (tentative = committed)."""
@@ -335,6 +334,10 @@ class CallSession(AgentOutput):
 
     async def audio(self, turn_id: int, pcm: bytes) -> None:
         await self.playout.audio(turn_id, pcm)
+        self.captions.audio(turn_id, pcm)
+
+    def caption(self, turn_id: int, text: str) -> None:
+        self.captions.caption(turn_id, text)
 
     def commit_turn(self, words: str | None = None) -> int | None:
         """The agent's recogniser ended a user turn (of a duration unknown here: 0); None when
@@ -359,11 +362,8 @@ class CallSession(AgentOutput):
         if turn is not None and self.responding and self.phase in LISTENING:
             self.barge_in.speech_started(turn)
 
-    async def played(self, turn_id: int) -> None:
-        """Its end sent (a mark's audio may wait in the last partial chunk), then heard."""
-        while self.playout.is_live(turn_id):  # noqa: ASYNC110 - no event marks a turn's end
-            await asyncio.sleep(REPLY_POLL_S)
-        await ending_calls.heard_all(self, "marked audio")
+    async def played(self, turn_id: int, position_ms: float | None = None) -> None:
+        await ending_calls.heard_up_to(self, turn_id, position_ms)
 
     def judging_sound(self) -> bool:
         return self.barge_in.judging

@@ -14,6 +14,8 @@ DRAIN_GRACE_S = 2.0
 HANGUP_PLAYOUT_TIMEOUT_S = 30.0
 #: how often a call that must end looks again whether its reply has finished playing
 REPLY_POLL_S = 0.25
+#: how often the place a backend's mark names is checked against what has been heard
+MARK_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)

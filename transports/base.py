@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pipeline.ports import CallPort
 from pipeline.session import CallSession
+from pipeline.tools.call_tools import CallTools
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class CallRequest:
     #: and went quiet is dead: the newcomer takes over).
     supersede: bool = False
     dead_after_s: float | None = None
+    #: the far end's own tools (a xiaozhi device's), offered to the call's agent
+    tools: CallTools | None = None
 
 
 def mask_phone(number: str) -> str:

@@ -2,8 +2,10 @@
 
 The session tells its observers each transcript; this one passes the user's on to the
 call's device when the call is a xiaozhi device's (the firmware shows ``stt`` text as the
-user's line). The agent's own words would be ``tts sentence_start``, but they arrive when
-the reply is generated, not when it plays, so they are left for a later change.
+user's line), typed turns included. The agent's own words are not observed here: they must
+reach the screen as their audio plays, so they travel with the audio as captions
+(``pipeline/captions.py``) and the port sends each as ``tts sentence_start`` right before
+its sentence's first packet, with one ``llm`` face per reply (``transports/xiaozhi/port.py``).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from typing import Protocol
 from pipeline.audio import AudioSpec
 from pipeline.tasks import TaskSet
 from pipeline.tools.base import ToolCallRecord, TransferTarget
+from pipeline.tools.call_tools import CallTools
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class CallInfo:
     #: produce them as they are and so spare the call a conversion; None: ``native_in``
     wire_in: AudioSpec | None = None
     wire_out: AudioSpec | None = None
+    #: the far end's own tools (a xiaozhi device's MCP tools), listed during the call;
+    #: LLM agents offer them for this call only (``pipeline/tools/call_tools.py``)
+    tools: CallTools | None = None
 
     @property
     def audio_in(self) -> AudioSpec:
@@ -82,6 +86,10 @@ class AgentOutput(Protocol):
     def end_turn(self, turn_id: int) -> None:
         """No more audio for ``turn_id``."""
 
+    def caption(self, turn_id: int, text: str) -> None:
+        """The audio queued next for ``turn_id`` speaks ``text`` (a sentence): a far end with
+        a screen shows it as that audio starts to play (``pipeline/captions.py``)."""
+
     def commit_turn(self, words: str | None = None) -> int | None:
         """The agent's recogniser found the end of a user turn of ``words``: open it and have
         :meth:`Agent.respond` answer it (with no audio: the agent knows the words). None: it
@@ -96,9 +104,9 @@ class AgentOutput(Protocol):
         """The agent's far end stopped its reply now (a Twilio-ready backend's ``clear``): a
         real interruption, never judged; the agent then hears :meth:`Agent.interrupted`."""
 
-    async def played(self, turn_id: int) -> None:
-        """Wait until everything queued so far for ``turn_id`` has been played to the caller
-        (a backend's ``mark``); returns at once for a turn that is no longer live."""
+    async def played(self, turn_id: int, position_ms: float | None = None) -> None:
+        """Wait until the caller has heard ``turn_id`` up to ``position_ms`` of it (None: all
+        of it), or there is nothing more of it to hear (a backend's ``mark``)."""
 
     def judging_sound(self) -> bool:
         """True while a sound over a reply is judged, or was judged harmless and the caller
@@ -138,6 +146,8 @@ class Agent(ABC):
     hears_words: bool = False
     #: answers keypad entries (:meth:`keypad`); False: keys are only seen (:meth:`dtmf`)
     uses_keypad: bool = False
+    #: answers typed text (:meth:`typed`); False: a typed turn is logged and ignored
+    reads_text: bool = False
     #: detects the caller talking over it and stops itself (:meth:`AgentOutput.interrupt`):
     #: the session's onsets then never cut its audio (a Twilio-ready backend's ``clear``)
     owns_interruptions: bool = False
@@ -180,6 +190,11 @@ class Agent(ABC):
     async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:  # noqa: B027
         """Answer a keypad entry (``digits``, gathered by the session) as user turn
         ``turn_id`` (:attr:`uses_keypad`). Cancelled on barge-in, like :meth:`respond`."""
+
+    async def typed(self, turn_id: int, text: str, out: AgentOutput) -> None:  # noqa: B027
+        """Answer ``text`` the user typed (a device's text input) as user turn ``turn_id``
+        (:attr:`reads_text`): the words are the user's, no speech to recognise; reported
+        as the user's transcript. Cancelled on barge-in, like :meth:`respond`."""
 
     async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:  # noqa: B027
         """Speak exactly ``text`` as ``turn_id`` (a voicemail message); an agent that cannot

@@ -4,7 +4,8 @@ The HTTP tools and MCP servers of every persona are the process's (a shelf built
 started once, ``shelf.py``); each call takes its persona's share into a toolbox of its own.
 ``transfer_call`` joins them on a phone call whose persona lists destinations, when the
 bridge can update live calls (Twilio REST credentials and a public host): a toy has no one
-to hand over to.
+to hand over to. A call whose far end brings tools of its own (``CallInfo.tools``: a xiaozhi
+device's) is offered those too, for that call only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class ToolOffer:
         tools = self._shelf.tools_for(persona) if self._shelf is not None else []
         if persona.transfer and call.transport in self._transfers:
             tools = [*tools, TransferTool(persona.transfer)]
-        return Toolbox(tools, log)
+        sources = [call.tools] if call.tools is not None else []
+        return Toolbox(tools, log, sources=sources)
 
     async def start(self) -> None:
         if self._shelf is not None:

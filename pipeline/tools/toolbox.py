@@ -12,6 +12,10 @@ lost their spoken answer (``speech_cancelled``).
 
 No dead air: when the tools have not all answered after ``slow_after_s``, the agent's
 ``on_slow`` speaks a short filler line while they finish.
+
+Besides its fixed tools (the persona's), a toolbox may have sources of the call's own tools
+(``call_tools.py``: a device's), asked at each use, so tools listed after the call started
+are offered from the next turn on. A fixed tool's name wins over a source's.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pipeline.tools.base import (
     ToolResult,
     ToolSpec,
 )
+from pipeline.tools.call_tools import CallTools
 
 log = logging.getLogger("pipeline.tools")
 
@@ -59,8 +64,10 @@ class Toolbox:
         tools: Sequence[Tool],
         log: CallLog | logging.Logger = log,
         wall_clock: Callable[[], float] = time.time,
+        sources: Sequence[CallTools] = (),
     ) -> None:
-        self._tools = {tool.spec.name: tool for tool in tools}
+        self._fixed = {tool.spec.name: tool for tool in tools}
+        self._sources = tuple(sources)
         self._checkers: dict[str, jsonschema.protocols.Validator] = {}
         self._log = log
         self._now = wall_clock
@@ -68,8 +75,20 @@ class Toolbox:
         #: each turn's records, so a barge-in can mark the answers it cancelled
         self._by_turn: dict[int, list[ToolCallRecord]] = {}
 
+    @property
+    def _tools(self) -> dict[str, Tool]:
+        """Every tool offered now: the fixed ones, then the sources' (names not taken)."""
+        if not self._sources:
+            return self._fixed
+        tools = dict(self._fixed)
+        for source in self._sources:
+            for tool in source.tools():
+                tools.setdefault(tool.spec.name, tool)
+        return tools
+
     def __bool__(self) -> bool:
-        return bool(self._tools)
+        """Has tools, or a source that may list some during the call."""
+        return bool(self._fixed) or bool(self._sources)
 
     def __contains__(self, name: str) -> bool:
         return name in self._tools
@@ -177,7 +196,7 @@ class Toolbox:
         if not isinstance(arguments, dict):
             return ToolResult.failed("invalid arguments: not a JSON object")
         checker = self._checkers.get(tool.spec.name)
-        if checker is None:
+        if checker is None or checker.schema != tool.spec.parameters:
             schema = dict(tool.spec.parameters)
             checker = jsonschema.validators.validator_for(schema)(schema)
             self._checkers[tool.spec.name] = checker

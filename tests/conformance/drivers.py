@@ -238,9 +238,13 @@ DRIVERS: list[Driver] = [TwilioDriver(), ToyDriver()]
 
 
 class XiaozhiPeer:
+    """A xiaozhi device: half duplex, it says ``abort`` to interrupt; a failed turn is an
+    ``alert``."""
+
     def __init__(self, device: FakeXiaozhi) -> None:
         self.device = device
         self._replies = 0
+        self._alerts = 0
 
     async def greeting_ms(self, timeout_s: float) -> float:
         await self.device.wait_replies(1, timeout_s)
@@ -248,6 +252,7 @@ class XiaozhiPeer:
 
     async def say(self, pcm16_16k: bytes) -> None:
         self._replies = self.device.stopped_replies() + 1
+        self._alerts = len(self.device.model.alerts)
         await self.device.speak(pcm16_16k)
 
     async def reply_started(self, timeout_s: float) -> None:
@@ -257,13 +262,21 @@ class XiaozhiPeer:
         )
 
     async def reply_ms(self, timeout_s: float) -> float:
-        await self.device.wait_replies(self._replies, timeout_s)
-        return self.device.played_ms()
+        """The reply's length; a failed turn has none (the device gets an ``alert``)."""
+        device = self.device
+        await device.wait(
+            lambda: (
+                device.stopped_replies() >= self._replies or len(device.model.alerts) > self._alerts
+            ),
+            timeout_s,
+        )
+        return device.played_ms() if device.stopped_replies() >= self._replies else 0.0
 
     async def barge_in(self, pcm16_16k: bytes) -> float:
-        played_ms = self.device.played_ms()
+        """What its speaker had played when it aborted."""
+        heard_ms = self.device.heard_ms()
         await self.device.send_text(self.device.model.abort())
-        return played_ms
+        return heard_ms
 
     def failure_signalled(self) -> bool:
         return bool(self.device.model.alerts)

@@ -128,6 +128,35 @@ async def test_clear_stops_the_caller_and_echoes_pending_marks(
     assert only_agent(factory).connections == 1
 
 
+@pytest.mark.parametrize("caller", ["twilio", "esp32"])
+async def test_a_mark_in_a_reply_comes_back_when_the_caller_got_there(
+    make_server: MakeServer, fake: FakeBackend, caller: str
+) -> None:
+    fake.reply_ms, fake.mark_every_ms = 3000, 1000
+    server, _ = start_bridge(make_server, fake)
+    if caller == "twilio":
+        peer = await open_call(server)
+        line = PhoneLine(peer)
+        line.say(speech_ulaw(600))
+    else:
+        toy = await open_toy(server, token=None)
+        await toy.speak(tone_pcm(800, 1000.0, 16000), trailing_silence_ms=1200)
+    await fake.wait_until(
+        lambda: bool(fake.streams) and "reply-1" in fake.streams[0].marks_echoed,
+        15,
+        what="the last echo",
+    )
+    echoed = fake.streams[0].marks_echoed
+    # each mark comes back as the caller reaches it: 1 s apart, not all at the end
+    assert echoed["reply-1@2000"] - echoed["reply-1@1000"] == pytest.approx(1.0, abs=0.3)
+    assert echoed["reply-1"] - echoed["reply-1@1000"] == pytest.approx(2.0, abs=0.4)
+    if caller == "twilio":
+        await line.stop()
+        await peer.close()
+    else:
+        await toy.close()
+
+
 async def test_a_toy_hears_the_backend_in_its_own_format(
     make_server: MakeServer, fake: FakeBackend
 ) -> None:

@@ -86,6 +86,9 @@ class FakeBackend:
         self.drop_after_frames: int | None = None
         #: close normally (1000) after this many replies
         self.end_after: int | None = None
+        #: also mark every this many ms of a reply (``reply-N@MS``), as agents that track
+        #: how far the caller got do
+        self.mark_every_ms: int | None = None
         self._server: Server | None = None
         self._live: set[ServerConnection] = set()
         self._change = asyncio.Event()
@@ -197,6 +200,15 @@ class FakeBackend:
                 payload = base64.b64encode(audio[i : i + FRAME_BYTES]).decode("ascii")
                 await self._send(ws, stream, {"event": "media", "media": {"payload": payload}})
                 self._frames_sent += 1
+                sent_ms = (i + FRAME_BYTES) // 8
+                if (
+                    self.mark_every_ms
+                    and sent_ms % self.mark_every_ms == 0
+                    and i + FRAME_BYTES < len(audio)
+                ):
+                    at = f"{name}@{sent_ms}"
+                    stream.marks_sent[at] = time.monotonic()
+                    await self._send(ws, stream, {"event": "mark", "mark": {"name": at}})
             stream.marks_sent[name] = time.monotonic()
             await self._send(ws, stream, {"event": "mark", "mark": {"name": name}})
             if self.end_after is not None and stream.replies >= self.end_after:

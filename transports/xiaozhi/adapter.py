@@ -4,6 +4,11 @@ The shape is every transport's (``transports/stream.py``); what is this device's
 here: the device speaks first (its ``hello``) and the session opens only once ours has
 answered it, because the greeting's ``tts start`` must not come before the device knows our
 audio parameters. The microphone (Opus) is the inline event, decoded on the fast path.
+
+A device whose hello says ``features.mcp`` brings tools: the session is opened with the
+device's :class:`~transports.xiaozhi.device_tools.DeviceTools` as the call's own tools, and
+their listing runs as a task of the call once the session is up. Typed text (``listen
+detect`` with no wake word) is a user turn (:meth:`CallSession.typed_turn`).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.websockets import WebSocket
 
 from transports.base import AgentUnavailable, CallRequest, Rejected, SessionOpener
 from transports.link import Link
 from transports.stream import TransportStream
+from transports.xiaozhi.device_tools import DeviceTools
 from transports.xiaozhi.opus import UplinkDecoder
 from transports.xiaozhi.port import XiaozhiOptions, XiaozhiPort
 from transports.xiaozhi.protocol import (
@@ -71,6 +78,8 @@ class XiaozhiStream(TransportStream[Event]):
         self.call_id = f"xiaozhi-{self.session_id[:12]}"
         self._on_agent_failure = on_agent_failure
         self._hello_by_s = 0.0
+        #: the device's own tools (its hello said ``features.mcp``)
+        self.device_tools: DeviceTools | None = None
 
     @property
     def context(self) -> dict[str, str]:
@@ -99,10 +108,11 @@ class XiaozhiStream(TransportStream[Event]):
                 session.interrupt()
             return self.port.send_text(self.proto.tts_stop)  # always answered, even idle
         elif isinstance(event, TypedText):
-            # no session entry point takes a typed turn yet: heard, logged, not answered
-            log.info("typed turn ignored (%d chars)", len(event.text), extra=self.context)
+            if session is not None:
+                session.typed_turn(event.text)
         elif isinstance(event, Mcp):
-            log.debug("MCP message from the device ignored", extra=self.context)
+            if self.device_tools is not None:
+                self.device_tools.receive(event.payload)
         elif isinstance(event, ProtocolViolation):
             self.reason = event.reason
             log.warning("closing: %s", event.reason, extra=self.context)
@@ -121,8 +131,12 @@ class XiaozhiStream(TransportStream[Event]):
         await self.port.close(1008, self.reason)
 
     async def _open(self) -> None:
-        """Our hello, then the session (whose greeting may follow at once)."""
+        """Our hello, then the session (whose greeting may follow at once), then the
+        device's tools."""
         await self.port.send_text(lambda: self.proto.hello(self.session_id))
+        device = self.proto.device
+        if device is not None and device.mcp:
+            self.device_tools = DeviceTools(self._send_mcp, self.context)
         request = CallRequest(
             transport=self.transport,
             call_id=self.call_id,
@@ -130,9 +144,12 @@ class XiaozhiStream(TransportStream[Event]):
             caller=self.device.label,
             params=self.device.params,
             supersede=True,
+            tools=self.device_tools,
         )
         try:
             self.session = await self.opener.open(request, self.port)
+            if self.device_tools is not None:
+                self.session.tasks.spawn(self.device_tools.connect(), "mcp", supervised=False)
         except (AgentUnavailable, Rejected) as exc:
             log.error("session refused: %s", exc, extra=self.context)
             if self._on_agent_failure is not None and isinstance(exc, AgentUnavailable):
@@ -140,7 +157,12 @@ class XiaozhiStream(TransportStream[Event]):
             code = exc.close_code if isinstance(exc, Rejected) else 1011
             await self.link.close(code, "agent unavailable")
 
+    async def _send_mcp(self, payload: dict[str, Any]) -> None:
+        await self.port.send_text(lambda: self.proto.mcp(payload, self.session_id))
+
     async def end(self) -> None:
+        if self.device_tools is not None:
+            self.device_tools.close()
         await self.port.close(1000, self.reason)
 
 

@@ -268,8 +268,10 @@ class XiaozhiProtocol:
         return _text({"type": "alert", "status": status, "message": message, "emotion": emotion})
 
     @staticmethod
-    def mcp(payload: dict[str, Any]) -> str:
-        return _text({"type": "mcp", "payload": payload})
+    def mcp(payload: dict[str, Any], session_id: str = "") -> str:
+        """A JSON-RPC message to the device's MCP server (with the session id, as the
+        reference server sends it)."""
+        return _text({"session_id": session_id, "type": "mcp", "payload": payload})
 
     def audio(self, packet: bytes) -> bytes:
         """One Opus packet, framed; only inside ``tts start`` … ``tts stop``."""

@@ -11,12 +11,13 @@ backend marks the end of what it said) or any audio for ``audio_gap_s`` (one tha
 marks), or at ``clear``.
 
 **Marks.** A mark is echoed once the audio queued before it has been played to our caller, as
-Twilio does: a second task (the **echoer**, :meth:`Replies.echo_loop`) takes the marks in
-order and waits on :meth:`AgentOutput.played` for the turn they follow. That waits for the
-turn's end to have been sent and heard (confirmed by Twilio's marks on a phone line, the
-toy's clock otherwise): never early, and for a mark that ends a reply (the usual kind) late
-by about ``mark_gap_s``; a mark in the middle of a reply waits for that reply's end. A
-``clear`` (or our own stop of the reply) echoes every pending mark at once, as Twilio does.
+Twilio does: a mark takes its place in the turn (the ms of the turn's audio before it), and a
+second task (the **echoer**, :meth:`Replies.echo_loop`) takes the marks in order and waits on
+:meth:`AgentOutput.played` until the caller has heard the turn up to that place (confirmed by
+Twilio's marks on a phone line, the device's clock otherwise), so a backend that marks every
+chunk learns how far the caller got, within ~20 ms plus the far end's confirmation step. A
+mark after a turn's last audio waits for that audio to be heard. A ``clear`` (or our own
+stop of the reply) echoes every pending mark at once, as Twilio does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from pipeline.agents.backend.config import BackendConfig
 from pipeline.agents.base import AgentOutput
+from pipeline.audio import ULAW_8K
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,11 @@ class Replies:
         #: sends one mark echo to the backend (through the link)
         self._echo = echo
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        #: marks handed to the echoer and not yet echoed, in order: (name, turn they follow)
-        self._marks: deque[tuple[str, int | None]] = deque()
+        #: marks handed to the echoer and not yet echoed, in order: (name, turn they follow,
+        #: their place in it in ms; None: after its end)
+        self._marks: deque[tuple[str, int | None, float | None]] = deque()
+        #: ms of audio handed over for the open turn
+        self._turn_ms = 0.0
         self._marks_ready = asyncio.Event()
         self.turn: int | None = None
         self._last_turn: int | None = None
@@ -77,7 +82,7 @@ class Replies:
             elif isinstance(item, _Failed):
                 self._queue.put_nowait(item)  # keep it: it is not audio
                 break
-        names = [name for name, _ in self._marks] + names
+        names = [name for name, _, _ in self._marks] + names
         self._marks.clear()
         if self.turn is not None:
             self._last_turn, self.turn = self.turn, None
@@ -108,11 +113,16 @@ class Replies:
                 if self.turn is None:
                     self.turn = out.begin_turn()
                     self._apologised = False
+                    self._turn_ms = 0.0
                 self._after_mark = False
+                self._turn_ms += ULAW_8K.duration_ms(len(item))
                 await out.audio(self.turn, item)
             elif isinstance(item, str):
                 self._after_mark = True
-                self._marks.append((item, self.turn if self.turn is not None else self._last_turn))
+                if self.turn is not None:
+                    self._marks.append((item, self.turn, self._turn_ms))
+                else:  # after the turn's end: once all of it has been heard
+                    self._marks.append((item, self._last_turn, None))
                 self._marks_ready.set()
             else:
                 await self._fail(out, item)
@@ -152,9 +162,10 @@ class Replies:
                 self._marks_ready.clear()
                 await self._marks_ready.wait()
                 continue
-            name, turn = self._marks[0]
+            mark = self._marks[0]
+            name, turn, position_ms = mark
             if turn is not None:
-                await out.played(turn)
-            if self._marks and self._marks[0] == (name, turn):  # not echoed by a clear
+                await out.played(turn, position_ms)
+            if self._marks and self._marks[0] is mark:  # not echoed by a clear
                 self._marks.popleft()
                 self._echo(name)

@@ -19,7 +19,8 @@ writes sentence two; the playout's bounded queue is what lets synthesis of the n
 overlap playback of the current one.
 
 When the model asks for tools (``tool_use.py``), the turn goes on after them with an answer
-built on their results. A keypad entry is a turn whose words are "[keypad: 1]".
+built on their results. A keypad entry is a turn whose words are "[keypad: 1]"; typed text
+(a device's text input) is a turn whose words are the text: no speech to recognise.
 
 Failures are retried within one per-turn :class:`~pipeline.agents.retry.Deadline` that bounds
 the caller's silence. Nothing is ever repeated: the chat is retried only until its first
@@ -31,6 +32,7 @@ apology (phones) or signals an error (toys); the call stays up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -62,6 +64,7 @@ log = logging.getLogger("pipeline.agents.cascade")
 class CascadeAgent(Agent):
     hears_words = True
     uses_keypad = True
+    reads_text = True
 
     def __init__(
         self,
@@ -170,9 +173,11 @@ class CascadeAgent(Agent):
         await self._reply_to(turn_id, text, out, deadline, run)
 
     async def keypad(self, turn_id: int, digits: str, out: AgentOutput) -> None:
+        await self.typed(turn_id, f"[keypad: {digits}]", out)
+
+    async def typed(self, turn_id: int, text: str, out: AgentOutput) -> None:
         await self._stop_greeting()
-        deadline = Deadline(self._cfg.turn_deadline_s)
-        await self._reply_to(turn_id, f"[keypad: {digits}]", out, deadline, None)
+        await self._reply_to(turn_id, text, out, Deadline(self._cfg.turn_deadline_s), None)
 
     async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:
         await self._stop_greeting()
@@ -372,6 +377,7 @@ class CascadeAgent(Agent):
 
         tts = self._stages.tts
         speech = ReplySpeech(tts, self._voice, reply, next_sentence, forward, deadline, on_audible)
+        speech.caption = functools.partial(out.caption, turn_id)  # each sentence, as it plays
         await self._calls.run(
             tts,
             lambda: speech.attempt(self._calls.attempt(turn_id, "tts", deadline)),
@@ -382,12 +388,8 @@ class CascadeAgent(Agent):
     # -- helpers ---------------------------------------------------------------------------
 
     def _report(self, reply: SpokenReply) -> None:
-        """The assistant's words for call records, once per turn, as heard."""
-        if reply.reported or self._out is None:
-            return
-        reply.reported = True
-        if reply.text:
-            self._out.transcript(reply.turn_id, "assistant", reply.text)
+        if self._out is not None:
+            reply.report(self._out.transcript)
 
     async def _stop_greeting(self) -> None:
         task, self._greeting = self._greeting, None

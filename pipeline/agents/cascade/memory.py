@@ -18,7 +18,7 @@ running; its result takes its place once it arrives.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,13 @@ class SpokenReply:
     heard_ms: float | None = None
     #: its words went to the call records
     reported: bool = False
+
+    def report(self, transcript: Callable[[int, str, str], None]) -> None:
+        """The assistant's words for call records, once per turn, as heard."""
+        if not self.reported:
+            self.reported = True
+            if self.text:
+                transcript(self.turn_id, "assistant", self.text)
 
     def sentence(self, text: str) -> int:
         """Add a sentence; its index."""

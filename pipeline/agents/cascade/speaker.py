@@ -6,6 +6,9 @@ text: a greeting, a farewell). Each attempt is one :class:`SpeechTurn` on the sp
 when it fails, the cascade's retry (``pipeline/agents/retry.py``) starts a fresh one, which
 speaks again only the sentences after the last one known complete, and only if none of
 their audio was sent: nothing the caller heard is ever repeated.
+
+Each sentence is captioned (``caption``) just before its first audio is forwarded, once
+across all attempts, so a screen shows it as it starts to play (``pipeline/captions.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ class ReplySpeech:
     deadline: Deadline
     #: told when the reply can be heard, or a sentence was handed over (the chat reads on)
     on_audible: Callable[[], None] = lambda: None
+    #: told each sentence's words just before its first audio goes to the caller
+    caption: Callable[[str], None] = lambda text: None
     #: the source said the reply is over
     ended: bool = False
+    #: sentences captioned so far
+    captioned: int = 0
 
     def may_retry(self) -> bool:
         """Only while no audio of a sentence not known complete has been sent."""
@@ -48,6 +55,9 @@ class ReplySpeech:
         base = reply.complete_through + 1
 
         async def on_audio(pcm: bytes, first: int, last: int) -> None:
+            while self.captioned <= min(base + last, len(reply.sentences) - 1):
+                self.caption(reply.sentences[self.captioned])
+                self.captioned += 1
             await self.forward(pcm)
             reply.add_audio(base + first, base + last, pcm)
             self.deadline.progress()

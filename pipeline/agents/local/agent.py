@@ -6,6 +6,9 @@ endpointer's silence window hides all three (on one core: ~0.2 s to hear, 0.1-0.
 second of speech piper makes, nothing for a phrase said before). The committed turn plays
 that answer if its audio is the same, and starts afresh if the caller spoke on. Choosing a
 reply has no side effects, so preparing one that is never played costs only the CPU.
+
+Typed text (a device's text input) skips the hearing: the dialogue answers the words as
+they are. Each spoken piece of a reply is captioned just before its audio.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ class Answer:
 
     heard: str
     reply: Reply
-    #: the reply's first phrase, synthesised
+    #: the reply's first phrase, and its audio
+    first: str
     first_audio: bytes
     #: the pieces after it, each synthesised while the one before plays
     rest: list[str] = field(default_factory=list)
@@ -73,6 +77,7 @@ class Answer:
 class LocalAgent(Agent):
     input_spec = AudioSpec("pcm16", RECOGNIZER_RATE_HZ)
     hears_words = True
+    reads_text = True
 
     def __init__(self, speaker: Speaker, recognizer: Recognizer, dialogue: Dialogue) -> None:
         self.output_spec = AudioSpec("pcm16", speaker.rate_hz)
@@ -134,11 +139,21 @@ class LocalAgent(Agent):
         if answer is None:  # a cough, a click, a hiss: no words, so no "didn't catch that"
             log.info("turn %d: no words heard, no reply", turn_id)
             return
+        await self._play(turn_id, answer, out)
+
+    async def typed(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        self._stop_greeting()
+        await self._play(turn_id, await self._reply_to(text), out)
+
+    async def _play(self, turn_id: int, answer: Answer, out: AgentOutput) -> None:
         out.transcript(turn_id, "user", answer.heard)
         out.transcript(turn_id, "assistant", answer.reply.text)
+        out.caption(turn_id, answer.first)
         await out.audio(turn_id, answer.first_audio)
         for sentence in answer.rest:
-            await out.audio(turn_id, await asyncio.to_thread(self._speaker.synthesize, sentence))
+            audio = await asyncio.to_thread(self._speaker.synthesize, sentence)
+            out.caption(turn_id, sentence)
+            await out.audio(turn_id, audio)
         if answer.reply.end_call:
             out.hang_up("the caller said goodbye")
 
@@ -152,19 +167,22 @@ class LocalAgent(Agent):
         heard = await asyncio.to_thread(
             self._recognizer.transcribe, utterance, understood, guessable
         )
-        if not heard:
-            return None
+        return await self._reply_to(heard) if heard else None
+
+    async def _reply_to(self, heard: str) -> Answer:
+        """Choose the reply to ``heard`` and speak its first phrase."""
         reply = self._dialogue.reply(heard)
         first, *rest = split_sentences(reply.text) or [""]
         # a long first sentence: its first few words now, the rest while they play
         first, *more = spoken_pieces(first)
         audio = await asyncio.to_thread(self._speaker.synthesize, first) if first else b""
-        return Answer(heard, reply, audio, [*more, *rest])
+        return Answer(heard, reply, first, audio, [*more, *rest])
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
         await self._say(turn_id, self._dialogue.phrases.goodbye, out)
 
     async def _say(self, turn_id: int, text: str, out: AgentOutput) -> None:
+        out.caption(turn_id, text)
         async for pcm in self._speaker.speak(text):
             await out.audio(turn_id, pcm)
 

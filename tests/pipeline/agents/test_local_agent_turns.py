@@ -44,6 +44,7 @@ class RecordingOutput:
         #: the size of each piece of audio, in the order the agent sent them
         self.pieces: dict[int, list[int]] = {}
         self.hung_up: list[str] = []
+        self.captions: list[tuple[int, str]] = []
         self._turns = 0
 
     @property
@@ -72,7 +73,10 @@ class RecordingOutput:
     def interrupt(self) -> None:
         pass
 
-    async def played(self, turn_id: int) -> None:
+    def caption(self, turn_id: int, text: str) -> None:
+        self.captions.append((turn_id, text))
+
+    async def played(self, turn_id: int, position_ms: float | None = None) -> None:
         pass
 
     def transcript(self, turn_id: int, role: str, text: str) -> None:
@@ -155,4 +159,20 @@ async def test_a_burst_without_words_gets_no_reply(recognizer: CountingRecognize
     local.prepare(2, pcm)
     await local.respond(2, pcm, out)
     assert 2 not in out.pieces and not [t for t in out.transcripts if t[0] == 2]
+    await local.close()
+
+
+async def test_typed_text_is_answered_without_hearing(recognizer: CountingRecognizer) -> None:
+    """A device's typed turn: the dialogue answers the words as they are (no recognition),
+    both transcripts are reported, and each spoken piece is captioned before its audio."""
+    local, out = agent(recognizer), RecordingOutput()
+    await local.start(out)
+    recognizer.heard.clear()
+    await local.typed(2, "What's the time?", out)
+    assert recognizer.heard == []
+    assert (2, "user", "What's the time?") in out.transcripts
+    assert (2, "assistant", "It's 3:10 in the afternoon.") in out.transcripts
+    captions = [text for turn, text in out.captions if turn == 2]
+    assert " ".join(captions).replace("  ", " ") == "It's 3:10 in the afternoon."
+    assert len(captions) == len(out.pieces[2])
     await local.close()

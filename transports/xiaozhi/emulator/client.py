@@ -4,7 +4,8 @@ It connects with the firmware's four headers, says hello and waits for ours, lis
 (``listen start``), speaks Opus at 16 kHz in its frame duration, paced in real time like a
 microphone, and plays what comes back: every reply's packets are decoded with real libopus
 at the rate our hello announced, so a test compares what the device heard with what it said.
-After a reply stops it listens again, as the firmware does in auto mode.
+After a reply stops it listens again, as the firmware does in auto mode. With an MCP server
+(``mcp_server.py``) it answers the server's requests, and its tools act on its state.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import opuslib
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from transports.xiaozhi.emulator.mcp_server import DeviceMcp
 from transports.xiaozhi.emulator.model import DeviceModel
 
 MIC_RATE_HZ = 16000
@@ -34,15 +36,18 @@ class FakeXiaozhi:
         version: int = 1,
         frame_ms: int | None = 60,
         relisten: bool = True,
+        mcp: DeviceMcp | None = None,
     ) -> None:
         self.url = url
         self.token = token
         self.device_id = device_id
         self.client_id = str(uuid.uuid4())
-        self.model = DeviceModel(version=version, frame_ms=frame_ms)
+        self.model = DeviceModel(version=version, frame_ms=frame_ms, mcp=mcp)
         #: say ``listen start`` again after every ``tts stop`` (the firmware's auto mode)
         self.relisten = relisten
         self.played: list[bytearray] = []
+        #: when each reply began (``tts start``): its speaker plays from then, in real time
+        self.reply_started_s: list[float] = []
         self.close_code: int | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -84,11 +89,13 @@ class FakeXiaozhi:
 
     def _text(self, message: str) -> None:
         was_speaking = self.model.speaking
-        self.model.on_text(message)
+        for answer in self.model.on_text(message):
+            self._send_soon(answer)
         if self.model.speaking and not was_speaking:
             rate = int((self.model.server_hello or {}).get("audio_params", {}).get("sample_rate"))
             self._decoder = opuslib.Decoder(rate, 1)
             self.played.append(bytearray())
+            self.reply_started_s.append(time.monotonic())
         elif (
             was_speaking
             and not self.model.speaking
@@ -120,6 +127,10 @@ class FakeXiaozhi:
     async def listen(self, mode: str = "auto") -> None:
         await self.ws.send(self.model.listen_start(mode))
 
+    async def type_text(self, text: str) -> None:
+        """A typed user turn (``listen detect`` with text that is no wake word)."""
+        await self.ws.send(self.model.typed(text))
+
     async def speak(self, pcm16_16k: bytes, silence_ms: int = 1200, speed: float = 1.0) -> None:
         """Opus frames of ``pcm16_16k`` then of silence, one per frame, paced like a mic."""
         frame_ms = self.model.frame_ms or 60
@@ -139,6 +150,14 @@ class FakeXiaozhi:
     def played_ms(self, reply: int = -1) -> float:
         rate = int((self.model.server_hello or {})["audio_params"]["sample_rate"])
         return len(self.played[reply]) / 2 / rate * 1000 if self.played else 0.0
+
+    def heard_ms(self, reply: int = -1) -> float:
+        """What its speaker has played of ``reply`` by now: received audio plays in real
+        time from ``tts start`` (what arrived ahead of that waits in its buffer)."""
+        if not self.reply_started_s:
+            return 0.0
+        elapsed_ms = (time.monotonic() - self.reply_started_s[reply]) * 1000
+        return min(self.played_ms(reply), elapsed_ms)
 
     def played_pcm(self, reply: int = -1) -> np.ndarray:
         return np.frombuffer(bytes(self.played[reply]), dtype=np.int16)
@@ -167,6 +186,7 @@ class FakeXiaozhi:
         return self.close_code
 
     async def close(self) -> None:
+        self._reading.set()  # a device that stopped reading must still see the close frame
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:

@@ -4,7 +4,13 @@ Modelled on the firmware (``main/application.cc``): a device is idle, listening 
 speaking; ``tts start`` makes it speak (a fresh reply, its decoder reset), ``tts stop`` makes
 it listen again (idle in manual mode), and it keeps binary frames only while speaking: audio
 outside a ``tts`` bracket is stale and counted, never played. No sockets, no clocks: the
-client (``client.py``) feeds it messages and stamps the times.
+client (``client.py``) feeds it messages, sends what it answers, and stamps the times.
+
+What the screen would show is recorded with where it arrived in the audio: each
+``sentence_start`` with the number of the reply's packets before it, each ``llm`` emotion
+with its reply, and any caption that came outside a ``tts`` bracket (after ``tts stop``).
+With an MCP server (``mcp_server.py``) the device says ``features.mcp`` in its hello and
+answers the server's JSON-RPC requests.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transports.xiaozhi import framing
+from transports.xiaozhi.emulator.mcp_server import DeviceMcp
 
 MAX_QUEUED_PACKETS = 40  # the firmware's decode queue; overflow is dropped
 
@@ -24,6 +31,10 @@ class Reply:
 
     packets: list[bytes] = field(default_factory=list)
     sentences: list[str] = field(default_factory=list)
+    #: packets of this reply received before each ``sentence_start``
+    sentence_at: list[int] = field(default_factory=list)
+    #: the ``llm`` emotions received during this reply
+    emotions: list[str] = field(default_factory=list)
     stopped: bool = False
 
 
@@ -41,6 +52,9 @@ class DeviceModel:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[dict[str, Any]] = field(default_factory=list)
     stale_packets: int = 0
+    #: ``sentence_start`` or ``llm`` outside a ``tts`` bracket (e.g. after ``tts stop``)
+    late_captions: int = 0
+    mcp: DeviceMcp | None = None
 
     @staticmethod
     def headers(token: str | None, device_id: str, client_id: str, version: int) -> dict[str, str]:
@@ -53,7 +67,7 @@ class DeviceModel:
         msg: dict[str, Any] = {
             "type": "hello",
             "version": self.version,
-            "features": {"mcp": True},
+            "features": {"mcp": self.mcp is not None},
             "transport": "websocket",
         }
         if self.frame_ms is not None:
@@ -69,8 +83,11 @@ class DeviceModel:
         return json.dumps({"session_id": self.session_id, "type": kind, **fields})
 
     def listen_start(self, mode: str = "auto") -> str:
+        """Listen from now on; a reply already playing (a greeting that came first) plays on
+        and still ends with its ``tts stop``."""
         self.mode = mode
-        self.state = "listening"
+        if not self.speaking:
+            self.state = "listening"
         return self._message("listen", state="start", mode=mode)
 
     def listen_stop(self) -> str:
@@ -79,6 +96,10 @@ class DeviceModel:
 
     def listen_detect(self, text: str) -> str:
         return self._message("listen", state="detect", text=text)
+
+    def typed(self, text: str) -> str:
+        """A typed user turn: ``listen detect`` whose text is no wake word."""
+        return self.listen_detect(text)
 
     def abort(self, reason: str = "") -> str:
         return self._message("abort", **({"reason": reason} if reason else {}))
@@ -90,9 +111,13 @@ class DeviceModel:
     def speaking(self) -> bool:
         return self.state == "speaking"
 
-    def on_text(self, text: str) -> None:
+    def on_text(self, text: str) -> list[str]:
+        """Take a message from the server; what the device sends back (MCP answers)."""
         msg = json.loads(text)
         kind = msg.get("type")
+        if kind == "mcp" and self.mcp is not None and isinstance(msg.get("payload"), dict):
+            answers = self.mcp.handle(msg["payload"])
+            return [self._message("mcp", payload=answer) for answer in answers]
         if kind == "hello":
             self.server_hello = msg
             self.session_id = str(msg.get("session_id", ""))
@@ -105,8 +130,13 @@ class DeviceModel:
             self.alerts.append(msg)
         elif kind == "llm":
             self.emotions.append(str(msg.get("emotion", "")))
+            if self.speaking:
+                self.replies[-1].emotions.append(self.emotions[-1])
+            else:
+                self.late_captions += 1
         else:
             self.unknown.append(msg)
+        return []
 
     def _tts(self, msg: dict[str, Any]) -> None:
         state = msg.get("state")
@@ -114,8 +144,12 @@ class DeviceModel:
             if not self.speaking:
                 self.replies.append(Reply())
             self.state = "speaking"
-        elif state == "sentence_start" and self.replies:
-            self.replies[-1].sentences.append(str(msg.get("text", "")))
+        elif state == "sentence_start" and not self.speaking:
+            self.late_captions += 1
+        elif state == "sentence_start":
+            reply = self.replies[-1]
+            reply.sentences.append(str(msg.get("text", "")))
+            reply.sentence_at.append(len(reply.packets))
         elif state == "stop":
             if self.speaking:
                 self.replies[-1].stopped = True
