@@ -25,6 +25,10 @@ interruption: we cancel the response if it is still generating and truncate the 
 item at what the caller *heard*, so the model's memory matches what the caller actually
 heard, then ask for the answer to the interrupting turn. A false one (a cough, an "uh-huh"):
 the reply goes on and the sound's items are deleted (``judged.py``).
+
+Every control event goes out through :meth:`RealtimeAgent._send`: before a ``response.create``
+it offers tools listed since the session last heard of them (``tool_calls.py``), so a
+device's own tools can be called from the next response on. A cheap comparison, no waiting.
 """
 
 from __future__ import annotations
@@ -78,13 +82,11 @@ class RealtimeAgent(Agent):
         self._turns = Turns()
         self._history: deque[tuple[str, str]] = deque(maxlen=config.history_items)
         self._speaker = Speaker(self._turns)
-        self._events = ServerEvents(
-            self._turns, self._speaker, self._history, self._link.send, self.log
-        )
+        self._events = ServerEvents(self._turns, self._speaker, self._history, self._send, self.log)
         self._tasks: list[asyncio.Task[None]] = []
         self._drop_logged = False
         self._tools = RealtimeTools(
-            toolbox or Toolbox([], self.log), persona, self._turns, self._link.send, self._say
+            toolbox or Toolbox([], self.log), persona, self._turns, self._send, self._say
         )
         self._events.on_tools = self._tools_requested
 
@@ -127,11 +129,22 @@ class RealtimeAgent(Agent):
     def interruption_dismissed(self, turn_id: int) -> None:
         """Not an interruption: the server's items of that sound leave the conversation."""
         for item_id in self._events.items.harmless():
-            self._link.send(events.item_delete(item_id))
+            self._send(events.item_delete(item_id))
 
     @property
     def voicemail(self) -> str:
         return self.persona.voicemail
+
+    def _send(self, event: events.Event) -> None:
+        """Queue a control event; a response asked for first gets the tools as they are now
+        when they changed since the session heard of them (never waits)."""
+        if event["type"] == "response.create" and self._link.connected:
+            update = self._tools.changed()
+            if update is not None:
+                names = [tool["name"] for tool in update["session"]["tools"]]
+                self.log.info("the call's tools changed: offering %s", ", ".join(names))
+                self._link.send(update)
+        self._link.send(event)
 
     def _tools_requested(self, response: Response, requests: list[ToolRequest]) -> None:
         assert self._events.out is not None
@@ -143,7 +156,7 @@ class RealtimeAgent(Agent):
         self._history.append(("user", text))
         out.transcript(turn_id, "user", text)
         self._turns.user_turns += 1
-        self._link.send(events.history_item("user", text))
+        self._send(events.history_item("user", text))
         await self._respond_as(turn_id, "")
 
     async def say(self, turn_id: int, text: str, out: AgentOutput) -> None:
@@ -167,7 +180,7 @@ class RealtimeAgent(Agent):
         done = asyncio.Event()
         self._turns.external[turn_id] = done
         self._turns.pending = turn_id
-        self._link.send(events.response_create(turn_id, instructions))
+        self._send(events.response_create(turn_id, instructions))
         try:
             async with asyncio.timeout(FAREWELL_TIMEOUT_S):
                 await done.wait()
@@ -192,11 +205,11 @@ class RealtimeAgent(Agent):
             return
         response.cancelled = True
         if not response.done:
-            self._link.send(events.response_cancel(response.response_id))
+            self._send(events.response_cancel(response.response_id))
         if response.audio_item_id is not None:
             generated_ms = self.output_spec.duration_ms(response.audio_bytes)
             end_ms = int(max(0.0, min(heard_ms, generated_ms)))
-            self._link.send(events.truncate(response.audio_item_id, end_ms))
+            self._send(events.truncate(response.audio_item_id, end_ms))
         self.log.info("barge-in: response %s cut at %.0f ms heard", response.response_id, heard_ms)
 
     async def farewell(self, turn_id: int, out: AgentOutput) -> None:
@@ -224,7 +237,7 @@ class RealtimeAgent(Agent):
         A generator, so the greeting's turn is read only when it is about to be sent.
         """
         yield events.session_update(
-            self.config, self.persona, self.input_spec, self._tools.toolbox.specs
+            self.config, self.persona, self.input_spec, self._tools.session_tools()
         )
         if not first:
             for role, text in self._history:

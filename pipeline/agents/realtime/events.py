@@ -74,9 +74,24 @@ def session_update(
             "output_modalities": ["audio"],
             "instructions": persona.system_prompt,
             "audio": {"input": audio_in, "output": audio_out},
-            "tools": [_END_CALL, *(tool.realtime_tool() for tool in tools)],
+            "tools": session_tools(tools),
             "tool_choice": "auto",
         },
+    }
+
+
+def session_tools(tools: Sequence[ToolSpec]) -> list[Event]:
+    """The session's ``tools``: ``end_call`` first, then the call's toolbox."""
+    return [_END_CALL, *(tool.realtime_tool() for tool in tools)]
+
+
+def tools_update(tools: Sequence[ToolSpec]) -> Event:
+    """Offer the tools as they are now, mid-session: a ``session.update`` changes only the
+    fields it names (``type`` is required), and a response in progress keeps the tools it
+    was created with, so it can go out at any time; the next response sees the new list."""
+    return {
+        "type": "session.update",
+        "session": {"type": "realtime", "tools": session_tools(tools)},
     }
 
 

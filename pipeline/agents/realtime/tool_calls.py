@@ -10,6 +10,12 @@ If the caller took the turn meanwhile (spoke, cut the filler off), their turn is
 instead (the results are already in the conversation, so that answer can use them), and a
 second, unasked-for answer is not sent over them.
 A transfer with nothing said first gets the persona's handoff line before the call moves.
+
+The tools offered can grow during the call (a xiaozhi device lists its own a moment after
+the session opened, ``pipeline/tools/call_tools.py``), while the session was told its tools
+when it opened. So before each ``response.create`` the agent asks :meth:`RealtimeTools.changed`
+(a comparison of the spec lists, no I/O) and, when they differ, a ``session.update`` of the
+tools alone goes out first: that response, and every one after it, may call them.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pipeline.agents.base import AgentOutput
 from pipeline.agents.persona import Persona
 from pipeline.agents.realtime import events
 from pipeline.agents.realtime.turns import Response, Turns
-from pipeline.tools.base import ToolRequest
+from pipeline.tools.base import ToolRequest, ToolSpec
 from pipeline.tools.toolbox import Toolbox
 from pipeline.tools.transfer import DEFAULT_HANDOFF, TRANSFER_TOOL
 
@@ -48,6 +54,22 @@ class RealtimeTools:
         self._answers: dict[int, int] = {}
         #: real interruptions so far: the caller who cut in is answered, not the tools
         self._cuts = 0
+        #: the tools the session was last told of (None: not yet)
+        self._offered: list[ToolSpec] | None = None
+
+    def session_tools(self) -> list[ToolSpec]:
+        """The tools to open a session with, remembered as offered."""
+        self._offered = self.toolbox.specs
+        return self._offered
+
+    def changed(self) -> events.Event | None:
+        """A ``session.update`` of the tools when they differ from those last offered (a
+        device listed its own since), remembered as offered; None when they do not."""
+        specs = self.toolbox.specs
+        if self._offered is None or specs == self._offered:
+            return None
+        self._offered = specs
+        return events.tools_update(specs)
 
     def requested(self, response: Response, requests: list[ToolRequest], out: AgentOutput) -> None:
         """``response`` called tools: run them in a task of the call."""
