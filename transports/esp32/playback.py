@@ -9,6 +9,8 @@ heard position on ``INTERRUPT``, and times ``SESSION.END``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -41,3 +43,20 @@ class PlaybackClock:
         """How much of the open response has played by ``now_s``."""
         elapsed_ms = (now_s - self.response_started_s) * 1000
         return max(0.0, min(self.response_sent_ms, elapsed_ms))
+
+
+class ClockedPlayback:
+    """A port's answers about playback when the bridge clocks a device's speaker itself (a
+    toy, a xiaozhi device: neither confirms what it played): mixed into their ports."""
+
+    _playback: PlaybackClock
+    clock: Callable[[], float]
+
+    def is_playing(self) -> bool:
+        return self._playback.is_playing(self.clock())
+
+    def unacked_ms(self) -> float:
+        return self._playback.unplayed_ms(self.clock())
+
+    async def drain(self, timeout_s: float) -> None:
+        await asyncio.sleep(min(timeout_s, self.unacked_ms() / 1000))

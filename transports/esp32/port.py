@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pipeline.audio import PCM16_24K, AudioSpec
 from pipeline.tools.base import TransferFailed, TransferTarget
 from transports.esp32.opus import OpusPacketizer
-from transports.esp32.playback import PlaybackClock
+from transports.esp32.playback import ClockedPlayback, PlaybackClock
 from transports.esp32.protocol import AuthSettings, DeviceState, Esp32Protocol, OutboundViolation
 from transports.link import Link
 
@@ -51,7 +51,7 @@ class Esp32Device:
     params: dict[str, str] = field(default_factory=dict)
 
 
-class Esp32Port:
+class Esp32Port(ClockedPlayback):
     transport = "esp32"
     wire_out = PCM16_24K
     #: a stopped response is closed (COMPLETE) and the toy then listens; besides, it never
@@ -181,15 +181,6 @@ class Esp32Port:
             await self.send_text(lambda: self.proto.error(self.now_ms(), unplayed))
         self._response_turn = None
         self._arm(None)
-
-    def is_playing(self) -> bool:
-        return self._playback.is_playing(self.clock())
-
-    def unacked_ms(self) -> float:
-        return self._playback.unplayed_ms(self.clock())
-
-    async def drain(self, timeout_s: float) -> None:
-        await asyncio.sleep(min(timeout_s, self.unacked_ms() / 1000))
 
     async def transfer(self, target: TransferTarget) -> None:
         """A toy has no one to hand over to (the agent is never offered it)."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from pipeline.audio import PCM16_16K, PCM16_24K
 from pipeline.tools.base import TransferFailed, TransferTarget
-from transports.esp32.playback import PlaybackClock
+from transports.esp32.playback import ClockedPlayback, PlaybackClock
 from transports.link import Link
 from transports.xiaozhi.emotion import emotion_of
 from transports.xiaozhi.opus import OpusPacketizer
@@ -57,7 +57,7 @@ class XiaozhiOptions:
     opus_complexity: int = 5
 
 
-class XiaozhiPort:
+class XiaozhiPort(ClockedPlayback):
     transport = "xiaozhi"
     wire_in = PCM16_16K
     wire_out = PCM16_24K
@@ -194,15 +194,6 @@ class XiaozhiPort:
         if self.proto.speaking:
             await self.send_text(self.proto.tts_stop)
         return heard_ms
-
-    def is_playing(self) -> bool:
-        return self._playback.is_playing(self.clock())
-
-    def unacked_ms(self) -> float:
-        return self._playback.unplayed_ms(self.clock())
-
-    async def drain(self, timeout_s: float) -> None:
-        await asyncio.sleep(min(timeout_s, self.unacked_ms() / 1000))
 
     async def transfer(self, target: TransferTarget) -> None:
         """A device has no one to hand over to (the agent is never offered it)."""

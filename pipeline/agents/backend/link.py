@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from pipeline.agents.backend.config import BackendConfig
 from pipeline.agents.backend.messages import FRAME_BYTES, Message, TwilioStream
+from pipeline.agents.providers.websocket import describe
 from pipeline.call_logger import CallLog
 
 #: how long closing the socket may take when the call ends
@@ -212,11 +213,3 @@ class BackendLink:
 
 def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, InvalidStatus):
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"

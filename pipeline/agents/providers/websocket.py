@@ -95,6 +95,8 @@ def describe(exc: BaseException) -> str:
         code = exc.rcvd.code if exc.rcvd is not None else 1006
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
         return f"closed {code} {reason}".rstrip()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+from pipeline.agents.providers.websocket import describe
 from pipeline.agents.realtime.config import RealtimeConfig
 
 log = logging.getLogger("pipeline.agents.realtime")
@@ -84,11 +85,3 @@ async def open_with_retry(config: RealtimeConfig, extra: dict[str, Any]) -> Clie
             )
             await asyncio.sleep(min(backoff_s, left_s))
             backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, InvalidStatus):
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"
