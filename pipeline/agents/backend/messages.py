@@ -6,9 +6,9 @@ as Twilio numbers them (``sequenceNumber`` from "1", ``media.chunk`` from "1", `
 ms since the stream started), and :func:`parse` reads the three messages a server may send
 (``media``, ``mark``, ``clear``, ``/work/shared/spec/twilio-media-streams.md`` §3.2).
 
-They duplicate ``transports/twilio/emulator/model.py``'s builders on purpose: the pipeline may
-not import transports (``tests/architecture``), and these are a few dozen lines of pure dicts.
-(The emulator may import these instead one day; it is another team's file.)
+The Twilio emulator (``transports/twilio/emulator/model.py``) builds its messages with
+:class:`TwilioStream` too: one definition of what Twilio sends, for the bridge playing Twilio
+towards a backend and for the tests playing Twilio towards the bridge.
 
 Parsing is hostile-input safe: every malformed or unexpected message yields a
 :class:`Rejected` with the reason, never an exception, so the link can log and ignore it.
@@ -46,11 +46,17 @@ class TwilioStream:
     A reconnect is a new stream (a new ``streamSid``, counters from 1) of the same call.
     """
 
-    def __init__(self, call_sid: str, account_sid: str, params: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        call_sid: str,
+        account_sid: str,
+        params: Mapping[str, str],
+        stream_sid: str | None = None,
+    ) -> None:
         self.call_sid = call_sid
         self.account_sid = account_sid
         self.params = dict(params)
-        self.stream_sid = new_sid("MZ")
+        self.stream_sid = stream_sid or new_sid("MZ")
         self._seq = 0
         self._chunk = 0
 
@@ -61,7 +67,8 @@ class TwilioStream:
     def connected(self) -> Message:
         return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
 
-    def start(self) -> Message:
+    def start(self, media_format: Mapping[str, Any] | None = None) -> Message:
+        """``media_format``: what a test claims instead of Twilio's μ-law 8 kHz."""
         return {
             "event": "start",
             "sequenceNumber": self._next_seq(),
@@ -70,7 +77,7 @@ class TwilioStream:
                 "streamSid": self.stream_sid,
                 "callSid": self.call_sid,
                 "tracks": ["inbound"],
-                "mediaFormat": dict(MEDIA_FORMAT),
+                "mediaFormat": dict(media_format or MEDIA_FORMAT),
                 "customParameters": dict(self.params),
             },
             "streamSid": self.stream_sid,

@@ -11,7 +11,8 @@ and ``now_s`` arguments, the way h11 and wsproto separate a protocol from its I/
   :meth:`TwilioModel.advance` performs every step due by then, returning more mark echoes;
 * the builders (:meth:`~TwilioModel.connected`, :meth:`~TwilioModel.start`,
   :meth:`~TwilioModel.media`, :meth:`~TwilioModel.dtmf`, :meth:`~TwilioModel.stop`) make the
-  messages Twilio sends, numbered as Twilio numbers them.
+  messages Twilio sends, numbered as Twilio numbers them (the backend agent's
+  :class:`~pipeline.agents.backend.messages.TwilioStream`, which plays Twilio too).
 
 Playback runs on an absolute clock: a frame starts when the previous one ends, or when it
 arrives if the player was idle, so a late timer does not make the model drift.
@@ -21,28 +22,20 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipeline.agents.backend.messages import TwilioStream
+from pipeline.agents.backend.messages import new_sid as new_sid  # re-exported for tests
 
 FRAME_MS = 20
 ULAW_RATE_HZ = 8000
 ULAW_BYTES_PER_MS = ULAW_RATE_HZ // 1000
 ULAW_SILENCE = b"\xff"
 MS_PER_S = 1000.0
-DEFAULT_MEDIA_FORMAT: dict[str, Any] = {
-    "encoding": "audio/x-mulaw",
-    "sampleRate": ULAW_RATE_HZ,
-    "channels": 1,
-}
 
 Message = dict[str, Any]
-
-
-def new_sid(prefix: str) -> str:
-    """A random Twilio-style SID (``CA…``, ``MZ…``, ``AC…``: prefix and 32 hex digits)."""
-    return prefix + secrets.token_hex(16)
 
 
 @dataclass
@@ -95,76 +88,34 @@ class TwilioModel:
         self.timeline = Timeline()
         #: μ-law audio in the order it was played (cleared audio is not played)
         self.played = bytearray()
-        self._seq = 0
-        self._chunk = 0
+        #: the messages Twilio sends, numbered as Twilio numbers them
+        self.stream = TwilioStream(self.call_sid, self.account_sid, self.params, self.stream_sid)
         self._queue: deque[_Media | _Mark] = deque()
         #: when the player is free to start the next queued item
         self._free_at_s = 0.0
 
     # -- Twilio -> server ------------------------------------------------------------------
 
-    def _next_seq(self) -> str:
-        self._seq += 1
-        return str(self._seq)
-
     def connected(self) -> Message:
-        return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+        return self.stream.connected()
 
     def start(self, media_format: dict[str, Any] | None = None) -> Message:
-        return {
-            "event": "start",
-            "sequenceNumber": self._next_seq(),
-            "start": {
-                "accountSid": self.account_sid,
-                "streamSid": self.stream_sid,
-                "callSid": self.call_sid,
-                "tracks": ["inbound"],
-                "mediaFormat": media_format or dict(DEFAULT_MEDIA_FORMAT),
-                "customParameters": self.params,
-            },
-            "streamSid": self.stream_sid,
-        }
+        return self.stream.start(media_format)
 
     def media(self, ulaw: bytes) -> Message:
         """One inbound ``media`` frame; chunks count from 1 and stamp ``chunk * FRAME_MS``."""
-        self._chunk += 1
-        return {
-            "event": "media",
-            "sequenceNumber": self._next_seq(),
-            "media": {
-                "track": "inbound",
-                "chunk": str(self._chunk),
-                "timestamp": str(self._chunk * FRAME_MS),
-                "payload": base64.b64encode(ulaw).decode("ascii"),
-            },
-            "streamSid": self.stream_sid,
-        }
+        return self.stream.media(ulaw)
 
     def dtmf(self, digit: str) -> Message:
-        return {
-            "event": "dtmf",
-            "streamSid": self.stream_sid,
-            "sequenceNumber": self._next_seq(),
-            "dtmf": {"track": "inbound_track", "digit": digit},
-        }
+        return self.stream.dtmf(digit)
 
     def stop(self) -> Message:
-        return {
-            "event": "stop",
-            "sequenceNumber": self._next_seq(),
-            "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-            "streamSid": self.stream_sid,
-        }
+        return self.stream.stop()
 
     def _mark_echo(self, name: str, now_s: float) -> Message:
         self.timeline.echoed_marks.append(name)
         self.timeline.echo_times.append(now_s)
-        return {
-            "event": "mark",
-            "sequenceNumber": self._next_seq(),
-            "streamSid": self.stream_sid,
-            "mark": {"name": name},
-        }
+        return self.stream.mark(name)
 
     # -- server -> Twilio ------------------------------------------------------------------
 
