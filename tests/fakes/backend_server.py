@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from websockets.http11 import Request, Response
 
 from pipeline.g711 import pcm16_to_ulaw, rms_pcm16, ulaw_to_pcm16
 from tests.fakes.agents import tone_pcm
+from tests.fakes.waiting import wait_until
 
 FRAME_BYTES = 160
 VAD_RMS_THRESHOLD = 400
@@ -122,14 +122,7 @@ class FakeBackend:
     async def wait_until(
         self, ready: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition"
     ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not ready():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"fake backend: timed out waiting for {what}")
-            self._change.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._change.wait(), min(left, 0.05))
+        await wait_until(ready, self._change, timeout_s, f"fake backend: {what}", 0.05)
 
     # -- the protocol ------------------------------------------------------------------------
 

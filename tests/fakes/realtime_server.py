@@ -26,7 +26,6 @@ import base64
 import contextlib
 import itertools
 import json
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from websockets.http11 import Request, Response
 
 from pipeline.g711 import pcm16_to_ulaw, rms_pcm16, ulaw_to_pcm16
 from tests.fakes.agents import tone_pcm
+from tests.fakes.waiting import wait_until
 
 API_KEY = "sk-test-realtime"
 VAD_FRAME_MS = 20
@@ -211,14 +211,7 @@ class FakeRealtime:
     async def wait_until(
         self, ready: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition"
     ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not ready():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"fake Realtime: timed out waiting for {what}")
-            self._change.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._change.wait(), min(left, 0.1))
+        await wait_until(ready, self._change, timeout_s, f"fake Realtime: {what}", 0.1)
 
     def _changed(self) -> None:
         self._change.set()
