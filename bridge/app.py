@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from bridge.ops.drain import Drainer
 from bridge.ops.logs import install_redaction
 from bridge.ops.looplag import monitor_loop_lag
 from bridge.ops.metrics import Metrics
+from bridge.ops.tracing import tracing_from_env
 from bridge.routes import routes, websocket_routes
 from bridge.server.fastpath import FastWebSocketPaths
 from bridge.server.handshakes import handshake_guard
@@ -55,6 +57,10 @@ def create_app(
     observers.add(metrics.observer())
     observers.add(PageFeed())
     observers.add(DeviceCaptions())
+    # the standard OTEL_* variables, not settings; None (no observer, no SDK loaded) when unset
+    tracing = tracing_from_env(os.environ)
+    if tracing is not None:
+        observers.add(tracing.observer)
     if isinstance(factory, CascadeAgentFactory):
         failovers = factory.failovers
         metrics.watch_failovers(lambda: failovers.counts)
@@ -97,6 +103,8 @@ def create_app(
             # calls that ended while shutting down are queued: write them before exiting
             await records.aclose()
             await factory.aclose()
+            if tracing is not None:  # after the last call has ended and closed its spans
+                await tracing.aclose()
 
     alias = settings.esp32_root_alias
     app = Starlette(routes=routes(alias), lifespan=lifespan)
