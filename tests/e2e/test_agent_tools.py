@@ -267,7 +267,10 @@ async def test_the_agent_hands_the_caller_to_a_person(
     peer = await signed_call(server, public_host=PUBLIC)
     talking = background(say(peer, hello_ulaw, tail_ms=4000))
     update = await asyncio.to_thread(rest.wait_for, lambda seen: seen.is_twiml_update, 15)
-    await peer.send_stop()  # Twilio ends the stream once the call's TwiML is replaced
+    # Twilio answers the update, then ends the stream once the new TwiML runs: wait for the
+    # bridge to have read that answer (a stop before it is a known race, see the closing note)
+    await wait_for_transfer_answer(server)
+    await peer.send_stop()
     talking.cancel()
     twiml = update.field("Twiml")
     assert "<Number>+15551230002</Number>" in twiml and "/twilio/dial-result" in twiml
@@ -388,3 +391,16 @@ async def test_a_transferred_call_is_never_completed_by_the_bridge(
     assert len(rest.twiml_updates(peer.call_sid)) == 1
     assert [seen for seen in rest.requests if "Status" in seen.form] == []
     assert spoken(fake) == ["Putting you through."]  # the model's own line: no handoff added
+
+
+async def wait_for_transfer_answer(server: ServerThread, timeout_s: float = 10.0) -> None:
+    """Until the live call's session has taken Twilio's answer to the transfer."""
+
+    async def transferred() -> bool:
+        sessions = server.app.state.bridge.switchboard.sessions()
+        return any(getattr(s, "end_reason", "") == "transferred" for s in sessions)
+
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(server.call_in_loop, transferred):
+        assert time.monotonic() < deadline, "the bridge never took the transfer's answer"
+        await asyncio.sleep(0.02)
