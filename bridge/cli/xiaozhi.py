@@ -117,7 +117,7 @@ async def xiaozhi_command(args: argparse.Namespace) -> int:
     finally:
         with contextlib.suppress(Exception):
             await device.close()
-    rate_hz = _rate_hz(device)
+    rate_hz = device.rate_hz
     _write(args.out, device, rate_hz)
     summary = {
         "session_id": device.model.session_id,
@@ -159,11 +159,6 @@ async def _greeting(device: FakeXiaozhi, timeout_s: float) -> None:
     except TimeoutError:
         return
     await device.wait_replies(1, timeout_s)
-
-
-def _rate_hz(device: FakeXiaozhi) -> int:
-    params = (device.model.server_hello or {}).get("audio_params") or {}
-    return int(params.get("sample_rate") or 0)
 
 
 def _write(path: str, device: FakeXiaozhi, rate_hz: int) -> None:

@@ -92,8 +92,7 @@ class FakeXiaozhi:
         for answer in self.model.on_text(message):
             self._send_soon(answer)
         if self.model.speaking and not was_speaking:
-            rate = int((self.model.server_hello or {}).get("audio_params", {}).get("sample_rate"))
-            self._decoder = opuslib.Decoder(rate, 1)
+            self._decoder = opuslib.Decoder(self.rate_hz, 1)
             self.played.append(bytearray())
             self.reply_started_s.append(time.monotonic())
         elif (
@@ -106,10 +105,9 @@ class FakeXiaozhi:
 
     def _play(self, packet: bytes) -> None:
         assert self._decoder is not None
-        rate = int((self.model.server_hello or {})["audio_params"]["sample_rate"])
-        frame_ms = int((self.model.server_hello or {})["audio_params"]["frame_duration"])
+        frame_ms = self._audio_param("frame_duration")
         # the firmware's decode buffer: a longer packet than announced fails to decode
-        self.played[-1] += self._decoder.decode(packet, rate * frame_ms // 1000)
+        self.played[-1] += self._decoder.decode(packet, self.rate_hz * frame_ms // 1000)
 
     def _send_soon(self, text: str) -> None:
         task = asyncio.get_running_loop().create_task(self.ws.send(text), name="xiaozhi-send")
@@ -147,9 +145,19 @@ class FakeXiaozhi:
 
     # -- what the device heard -----------------------------------------------------------------
 
+    def _audio_param(self, name: str) -> int:
+        """A number our hello announced of the downlink; 0 before the hello (or without it)."""
+        params = (self.model.server_hello or {}).get("audio_params")
+        value = params.get(name) if isinstance(params, dict) else None
+        return value if isinstance(value, int) else 0
+
+    @property
+    def rate_hz(self) -> int:
+        """The downlink's sample rate as our hello announced it; 0 before the hello."""
+        return self._audio_param("sample_rate")
+
     def played_ms(self, reply: int = -1) -> float:
-        rate = int((self.model.server_hello or {})["audio_params"]["sample_rate"])
-        return len(self.played[reply]) / 2 / rate * 1000 if self.played else 0.0
+        return len(self.played[reply]) / 2 / self.rate_hz * 1000 if self.played else 0.0
 
     def heard_ms(self, reply: int = -1) -> float:
         """What its speaker has played of ``reply`` by now: received audio plays in real
